@@ -1,0 +1,32 @@
+"""ImageNet-C corruptions: ``corrupt`` (numpy, one image) and ``corrupt_batch`` (torch, batched)."""
+
+from .params import (
+    CATEGORIES,
+    COMMON,
+    CORRUPTIONS,
+    DETERMINISTIC,
+    EXTRA,
+    SEVERITIES,
+    SEVERITY_PARAMS,
+)
+
+__all__ = [
+    "CORRUPTIONS",
+    "COMMON",
+    "EXTRA",
+    "CATEGORIES",
+    "SEVERITIES",
+    "SEVERITY_PARAMS",
+    "DETERMINISTIC",
+    "corrupt",
+    "corrupt_batch",
+]
+
+try:  # filled in by the backends as they land
+    from .numpy_backend import corrupt  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass
+try:
+    from .torch_backend import corrupt_batch  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass

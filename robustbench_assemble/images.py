@@ -1,0 +1,77 @@
+"""Reading photos the way the ImageNet-C/P generators did: RGB, Resize(256), CenterCrop(224).
+
+Everything that turns a val image into a 224x224 array goes through here, so the generators
+(ImageNet-C, ImageNet-P) and the clean evaluation share one definition of the protocol.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+#: Extensions accepted as images in a val folder (case-insensitive), as torchvision's ImageFolder.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+class ImageReadError(ValueError):
+    """An image file that cannot be decoded; the message names the file."""
+
+
+def load_rgb(path: str | os.PathLike) -> Image.Image:
+    """Open ``path`` fully decoded and converted to RGB, as torchvision's ``pil_loader`` does.
+
+    Grayscale, CMYK, palette and RGBA photos (a few exist in ImageNet val) are converted with
+    ``Image.convert("RGB")``, which is what the reference generators did through ImageFolder.
+    Truncated or non-image files raise :class:`ImageReadError` naming the file.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                im.load()
+            return im.convert("RGB")
+    except FileNotFoundError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(f"{path}: cannot read image ({exc})") from exc
+
+
+def resize_short_side(image: Image.Image, size: int = 256) -> Image.Image:
+    """torchvision ``Resize(size)`` on a PIL image: short side to ``size``, bilinear, PIL.
+
+    Same arithmetic as torchvision (long side = int(size * long / short)), reproduced here so the
+    generators do not depend on torchvision's transforms API.
+    """
+    w, h = image.size
+    if w <= h:
+        new_w, new_h = size, int(size * h / w)
+    else:
+        new_w, new_h = int(size * w / h), size
+    if (new_w, new_h) == (w, h):
+        return image
+    return image.resize((new_w, new_h), Image.BILINEAR)
+
+
+def center_crop(image: Image.Image, size: int = 224) -> Image.Image:
+    """torchvision ``CenterCrop(size)`` on a PIL image (same rounding of the offsets)."""
+    w, h = image.size
+    if w < size or h < size:
+        raise ValueError(f"image of size {w}x{h} is smaller than the {size} crop")
+    left = int(round((w - size) / 2.0))
+    top = int(round((h - size) / 2.0))
+    return image.crop((left, top, left + size, top + size))
+
+
+def resize_center_crop(image: Image.Image, resize: int = 256, crop: int = 224) -> np.ndarray:
+    """Resize(resize) + CenterCrop(crop) -> HxWx3 uint8: the ImageNet-C generation protocol."""
+    return np.asarray(center_crop(resize_short_side(image, resize), crop), dtype=np.uint8)
+
+
+def load_benchmark_image(path: str | os.PathLike, resize: int = 256, crop: int = 224) -> np.ndarray:
+    """``load_rgb`` + ``resize_center_crop``: the 224x224 uint8 array ImageNet-C corrupts."""
+    return resize_center_crop(load_rgb(path), resize, crop)
