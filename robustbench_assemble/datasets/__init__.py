@@ -1,0 +1,33 @@
+"""Dataset readers: the clean ImageNet val folder and ImageNet-C trees (both layouts)."""
+
+from .imagenet import (
+    ImageNetVal,
+    Sample,
+    find_classes,
+    fingerprint,
+    index_folder,
+    interleave_classes,
+    select_subset,
+)
+from .imagenet_c import (
+    ImageNetC,
+    available_cells,
+    corrupted_relpath,
+    find_cell,
+    index_cell,
+)
+
+__all__ = [
+    "ImageNetC",
+    "ImageNetVal",
+    "Sample",
+    "available_cells",
+    "corrupted_relpath",
+    "find_cell",
+    "find_classes",
+    "fingerprint",
+    "index_cell",
+    "index_folder",
+    "interleave_classes",
+    "select_subset",
+]

@@ -1,0 +1,202 @@
+"""Index an ImageNet val folder (``<wnid>/<file>``) and select the evaluation subset.
+
+Class indices follow torchvision's ``ImageFolder``: the sorted wnid folder names, so index i is
+the i-th class of every ImageNet-1k model. The same indexing reads the per-cell folders of
+ImageNet-C (:mod:`robustbench_assemble.datasets.imagenet_c`), and :func:`select_subset` is the
+one definition of ``--limit`` shared by the generator and the evaluation, so a limited
+ImageNet-C and a limited clean evaluation see the same photos (matched by relative path).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..images import IMAGE_EXTENSIONS, load_rgb, resize_center_crop
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image: ``relpath`` is ``<wnid>/<file>`` (POSIX separators), ``label`` its class index."""
+
+    relpath: str
+    path: Path
+    label: int
+
+    @property
+    def wnid(self) -> str:
+        return self.relpath.split("/", 1)[0]
+
+
+def is_image_file(name: str) -> bool:
+    """An accepted image name: a known extension (case-insensitive) and not hidden.
+
+    Hidden files are skipped (unlike ImageFolder) so that macOS ``._x.JPEG`` resource forks and
+    temporary files of an interrupted writer are never read as images.
+    """
+    return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def find_classes(root: str | os.PathLike) -> list[str]:
+    """The sorted class folder names (wnids) under ``root``; clear errors for a wrong folder."""
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"image folder {root} does not exist")
+    if not root.is_dir():
+        raise NotADirectoryError(f"{root} is not a folder; expected a folder of <wnid>/ folders")
+    classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    if not classes:
+        raise FileNotFoundError(
+            f"no class folders in {root}; expected the ImageNet val layout <wnid>/<file>.JPEG "
+            "(reorganise a flat val folder into one folder per class first)"
+        )
+    return classes
+
+
+def index_folder(
+    root: str | os.PathLike, classes: Sequence[str] | None = None
+) -> tuple[list[str], list[Sample]]:
+    """Index ``root/<wnid>/...`` -> (classes, samples sorted by relative path).
+
+    ``classes`` fixes the label order (e.g. the clean val set's 1000 wnids, so that an
+    ImageNet-C folder holding only some classes still gets the model's labels); by default
+    it is :func:`find_classes` of ``root``. Files are found recursively, as ImageFolder does.
+    A class folder without images, or a folder that is not in ``classes``, is an error naming it.
+    """
+    root = Path(root)
+    present = find_classes(root)
+    if classes is None:
+        classes = present
+    else:
+        classes = list(classes)
+        index = set(classes)
+        unknown = [c for c in present if c not in index]
+        if unknown:
+            raise ValueError(
+                f"{root} has class folder(s) not in the given class list: "
+                f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''} "
+                f"({len(classes)} classes expected)"
+            )
+    label_of = {c: i for i, c in enumerate(classes)}
+    samples: list[Sample] = []
+    for wnid in present:
+        found = []
+        for dirpath, dirnames, filenames in os.walk(root / wnid, followlinks=True):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in filenames:
+                if is_image_file(name):
+                    rel = Path(dirpath, name).relative_to(root).as_posix()
+                    found.append(Sample(rel, root / rel, label_of[wnid]))
+        if not found:
+            raise FileNotFoundError(
+                f"class folder {root / wnid} holds no image files "
+                f"(accepted extensions: {', '.join(IMAGE_EXTENSIONS)})"
+            )
+        samples.extend(found)
+    samples.sort(key=lambda s: s.relpath)
+    return classes, samples
+
+
+def interleave_classes(samples: Iterable[Sample]) -> list[Sample]:
+    """Round-robin order: the first image of every class (sorted wnids), then every second...
+
+    Within a class, images are taken in sorted relative-path order. Any prefix of this order is
+    spread over as many classes as possible.
+    """
+    by_class: dict[str, list[Sample]] = {}
+    for s in sorted(samples, key=lambda s: s.relpath):
+        by_class.setdefault(s.wnid, []).append(s)
+    queues = [by_class[w] for w in sorted(by_class)]
+    out: list[Sample] = []
+    depth = 0
+    while queues:
+        queues = [q for q in queues if len(q) > depth]
+        out.extend(q[depth] for q in queues)
+        depth += 1
+    return out
+
+
+def select_subset(samples: Sequence[Sample], limit: int | None) -> list[Sample]:
+    """The ``--limit`` subset: the first ``limit`` images of :func:`interleave_classes`.
+
+    So ``--limit 1000`` on ImageNet val takes the first image (sorted file name) of each of the
+    1000 classes, ``--limit 5000`` five per class, and a small limit covers many classes rather
+    than the first class only. The result is sorted by relative path. ``None`` keeps everything;
+    a limit above the number of images keeps everything too.
+    """
+    if limit is None:
+        return sorted(samples, key=lambda s: s.relpath)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
+    chosen = interleave_classes(samples)[:limit]
+    return sorted(chosen, key=lambda s: s.relpath)
+
+
+def fingerprint(samples: Iterable[Sample]) -> str:
+    """A short stable hash (16 hex) of the relative paths and byte sizes of ``samples``.
+
+    Results record it so a number can be traced to the exact files it was computed on;
+    it does not depend on where the folder lives or on the order of ``samples``.
+    """
+    h = hashlib.sha256()
+    for rel, size in sorted((s.relpath, s.path.stat().st_size) for s in samples):
+        h.update(f"{rel}\t{size}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def to_chw_tensor(array: np.ndarray) -> torch.Tensor:
+    """HxWx3 uint8 array -> 3xHxW uint8 tensor (contiguous, owning its memory)."""
+    if not array.flags.writeable:  # np.asarray(PIL image) is read-only; torch wants writable
+        array = array.copy()
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+class ImageNetVal(Dataset):
+    """Clean ImageNet val images as (uint8 3xHxW tensor after Resize+CenterCrop, label).
+
+    ``resize``/``crop`` default to the ImageNet-C protocol (256 -> 224); a model evaluated at
+    another size (the assembled ResNets: 292 -> 256) passes its own. ``transform``, if given,
+    is applied to the uint8 tensor (normalisation belongs to the evaluation harness).
+    ``classes`` fixes the label order (default: the folder's sorted wnids); ``limit`` selects
+    the :func:`select_subset` images.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        *,
+        resize: int = 256,
+        crop: int = 224,
+        classes: Sequence[str] | None = None,
+        limit: int | None = None,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.classes, all_samples = index_folder(self.root, classes)
+        self.samples = select_subset(all_samples, limit)
+        self.resize, self.crop, self.transform = resize, crop, transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        s = self.samples[index]
+        x = to_chw_tensor(resize_center_crop(load_rgb(s.path), self.resize, self.crop))
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, s.label
+
+    @property
+    def relpaths(self) -> list[str]:
+        return [s.relpath for s in self.samples]
+
+    def fingerprint(self) -> str:
+        """:func:`fingerprint` of the selected files."""
+        return fingerprint(self.samples)
