@@ -1,0 +1,192 @@
+"""Generate ImageNet-P from an ImageNet val folder into HDF5 (one file per dataset).
+
+    python -m robustbench_assemble.make_imagenet_p --src VAL_DIR --out perturbations/ \
+        [--perturbations NAME ...] [--difficulties 1 2 3] [--seed 0] [--workers N] [--limit N]
+
+Each val image becomes one sequence per (perturbation, difficulty) with
+:func:`robustbench_assemble.perturbations.make_sequence`; the files follow
+:mod:`robustbench_assemble.perturbations.storage`. Non-noise perturbations have a single
+sequence for every difficulty (the difficulty is a frame stride at evaluation time), so their
+difficulties 2 and 3 map to the one ``<name>.h5``, as the release has no ``rotate_2`` folder.
+
+Deterministic: the random draws of a sequence depend only on ``--seed``, the image's relative
+path, the perturbation and the difficulty (not on worker count or order). Resumable: rerun the
+same command after an interruption; finished files are skipped, a partial one is continued.
+Parallel: ``--workers`` processes compute and compress sequences, this process writes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .datasets.imagenet import index_folder, select_subset
+from .images import load_rgb
+from .perturbations import make_sequence, resolve_difficulties, resolve_names, sequence_seed
+from .perturbations.params import source_difficulty
+from .perturbations.storage import SequenceWriter, encode_chunk, h5_path, is_complete
+
+Job = tuple[int, str, str, str, int, int]  # index, path, relpath, name, difficulty, seed
+
+
+def produce(job: Job) -> tuple[int, bytes]:
+    """Worker: one sequence, deflated for ``write_direct_chunk``."""
+    index, path, relpath, name, difficulty, seed = job
+    frames = make_sequence(
+        load_rgb(path), name, difficulty, seed=sequence_seed(seed, relpath, name, difficulty)
+    )
+    return index, encode_chunk(frames)
+
+
+def _init_worker() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # one process per core: no nested thread pools
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def dataset_jobs(names: Sequence[str], difficulties: Sequence[int]) -> list[tuple[str, int]]:
+    """The distinct (perturbation, source difficulty) files to write, in a stable order."""
+    out: list[tuple[str, int]] = []
+    for name in names:
+        for d in difficulties:
+            key = (name, source_difficulty(name, d))
+            if key not in out:
+                out.append(key)
+    return out
+
+
+def _results(jobs: list[Job], pool) -> Iterator[tuple[int, bytes]]:
+    if pool is None:
+        yield from map(produce, jobs)
+    else:
+        yield from pool.imap_unordered(produce, jobs, chunksize=1)
+
+
+def generate(
+    src: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    perturbations: Sequence[str] | str | None = None,
+    difficulties: Sequence[int] | None = None,
+    seed: int = 0,
+    workers: int = 0,
+    limit: int | None = None,
+    progress: bool = True,
+) -> list[Path]:
+    """Write (or finish) the HDF5 files; returns their paths. ``workers=0`` runs in-process."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"--seed must be a non-negative int, got {seed!r}")
+    if workers < 0:
+        raise ValueError(f"--workers must be >= 0, got {workers}")
+    names = resolve_names(perturbations)
+    diffs = resolve_difficulties(difficulties)
+    classes, samples = index_folder(src)
+    samples = select_subset(samples, limit)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker) if workers else None
+    try:
+        for name, d in dataset_jobs(names, diffs):
+            path = h5_path(out, name, d)
+            if path.exists():
+                if is_complete(path):
+                    written.append(path)
+                    continue
+                raise ValueError(f"{path} exists but is not a complete ImageNet-P file; remove it")
+            writer = SequenceWriter(
+                path,
+                perturbation=name,
+                difficulty=d,
+                filenames=[s.relpath for s in samples],
+                labels=[s.label for s in samples],
+                classes=classes,
+                seed=seed,
+            )
+            try:
+                jobs = [
+                    (i, str(samples[i].path), samples[i].relpath, name, d, seed)
+                    for i in writer.todo
+                ]
+                bar = tqdm(
+                    total=len(samples),
+                    initial=len(samples) - len(jobs),
+                    desc=path.name,
+                    unit="seq",
+                    disable=not progress,
+                )
+                for index, chunk in _results(jobs, pool):
+                    writer.write(index, chunk)
+                    bar.update()
+                bar.close()
+                written.append(writer.finish())
+            finally:
+                writer.close()
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+    return written
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m robustbench_assemble.make_imagenet_p",
+        description="Generate ImageNet-P sequences from an ImageNet val folder into HDF5.",
+    )
+    p.add_argument("--src", required=True, help="val folder laid out as <wnid>/<file>.JPEG")
+    p.add_argument("--out", required=True, help="output folder for <perturbation>[_d].h5")
+    p.add_argument(
+        "--perturbations",
+        nargs="+",
+        default=["all"],
+        help="names, or 'all' / 'test' / 'validation' (default: all 14)",
+    )
+    p.add_argument(
+        "--difficulties",
+        nargs="+",
+        type=int,
+        default=[1, 2, 3],
+        help="1..3; for non-noise perturbations every difficulty uses the same file",
+    )
+    p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
+    p.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="producer processes (0: none)"
+    )
+    p.add_argument(
+        "--limit", type=int, default=None, help="first N images of the class-interleaved subset"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        paths = generate(
+            args.src,
+            args.out,
+            perturbations=args.perturbations,
+            difficulties=args.difficulties,
+            seed=args.seed,
+            workers=args.workers,
+            limit=args.limit,
+            progress=not args.no_progress,
+        )
+    except (ValueError, FileNotFoundError, NotADirectoryError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for p in paths:
+        print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,330 @@
+"""ImageNet-P sequences on the CPU: :func:`make_sequence`, faithful to make_imagenet_p.py.
+
+Each function reproduces the reference's per-frame arithmetic (dtype, clipping, truncation by
+``np.uint8``/``.byte()``) but computes what is shared between frames once: the HSV conversion of
+brightness, the snow layer, the warp of only the 224 crop. Randomness comes from an explicit
+``np.random.Generator`` (the reference used numpy's and torch's global generators; the
+distributions are the reference's, the streams cannot be). Differences are listed and measured
+in docs/FIDELITY.md ("ImageNet-P").
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from PIL import Image
+from scipy.ndimage import gaussian_filter
+from scipy.ndimage import zoom as ndi_zoom
+from skimage.color import rgb2hsv
+
+from ..corruptions.motion import motion_blur, quantize_like_imagemagick
+from ..corruptions.rng import Seed, as_generator
+from ..images import resize_short_side
+from .geometry import crop_offsets, legacy_affine_inverse, tilt_homography
+from .params import CROP, RESIZE, SCHEDULES, check_difficulty, check_name
+
+
+def prepare_image(image: Image.Image | np.ndarray) -> Image.Image:
+    """Any RGB photo (PIL, or HxWx3 uint8) -> PIL RGB with short side 256 (``Resize(256)``)."""
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(
+                f"image array must be HxWx3 uint8 RGB, got shape {image.shape} dtype {image.dtype}"
+            )
+        image = Image.fromarray(image)
+    elif isinstance(image, Image.Image):
+        image = image.convert("RGB") if image.mode != "RGB" else image
+    else:
+        raise ValueError(f"image must be a PIL image or an HxWx3 uint8 array, got {type(image)}")
+    return resize_short_side(image, RESIZE)
+
+
+def crop224(img256: Image.Image) -> np.ndarray:
+    """CenterCrop(224) of the 256 image as HxWx3 uint8."""
+    left, top = crop_offsets(*img256.size, CROP)
+    return np.asarray(img256.crop((left, top, left + CROP, top + CROP)), dtype=np.uint8)
+
+
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    """``np.uint8(255 * clip(x, 0, 1))``: the reference's truncating conversion."""
+    return (np.clip(x, 0, 1) * 255).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- noise
+
+
+def gaussian_noise(crop: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """torch: ``clamp(x + sigma * randn_like(x), 0, 1)`` in float32, then ``.mul(255).byte()``."""
+    x = crop.astype(np.float32) / np.float32(255)
+    noise = rng.standard_normal((30, *crop.shape), dtype=np.float32) * np.float32(sigma)
+    frames = (np.clip(x + noise, 0, 1) * np.float32(255)).astype(np.uint8)
+    return np.concatenate([crop[None], frames])
+
+
+def shot_noise(crop: np.ndarray, c: float, rng: np.random.Generator) -> np.ndarray:
+    """``np.uint8(255 * clip(poisson(x * c) / c, 0, 1))`` on float64 (x = crop / 255)."""
+    x = crop / 255.0
+    frames = _to_uint8(rng.poisson(np.broadcast_to(x * c, (30, *crop.shape))) / c)
+    return np.concatenate([crop[None], frames])
+
+
+def speckle_noise(crop: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """``np.uint8(255 * clip(x + x * N(0, sigma), 0, 1))`` on float64."""
+    x = crop / 255.0
+    frames = _to_uint8(x + x * rng.normal(size=(30, *crop.shape), scale=sigma))
+    return np.concatenate([crop[None], frames])
+
+
+# --------------------------------------------------------------------------- photometric
+
+
+def motion_blur_sequence(crop: np.ndarray, params: tuple) -> np.ndarray:
+    """ImageMagick MotionBlurImage(radius, sigma, angle) of the crop, one angle per frame."""
+    return np.stack([quantize_like_imagemagick(motion_blur(crop, *p)) for p in params])
+
+
+def hsv_factors(hsv: np.ndarray) -> np.ndarray:
+    """Per-channel factors F with ``skimage.color.hsv2rgb(hsv) == V * F`` bit for bit.
+
+    skimage builds each RGB channel as one of v, p = v(1-s), q = v(1-fs), t = v(1-(1-f)s)
+    chosen by the hue sextant; only V changes between brightness frames, so the factors are
+    computed once and every frame is one multiplication (same floats as hsv2rgb).
+    """
+    h, s = hsv[..., 0], hsv[..., 1]
+    hi = np.floor(h * 6)
+    f = h * 6 - hi
+    one = np.ones_like(s)
+    p, q, t = 1 - s, 1 - f * s, 1 - (1 - f) * s
+    table = np.stack(
+        [
+            np.stack((one, t, p), axis=-1),
+            np.stack((q, one, p), axis=-1),
+            np.stack((p, one, t), axis=-1),
+            np.stack((p, q, one), axis=-1),
+            np.stack((t, p, one), axis=-1),
+            np.stack((one, p, q), axis=-1),
+        ]
+    )
+    sextant = hi.astype(np.uint8) % 6
+    return np.take_along_axis(table, sextant[None, ..., None].repeat(3, axis=-1), axis=0)[0]
+
+
+def brightness_sequence(crop: np.ndarray, deltas: tuple) -> np.ndarray:
+    """skimage HSV: ``V = clip(V + c, 0, 1)``, back to RGB, ``np.uint8(x * 255)``.
+
+    rgb2hsv is computed once (the reference recomputed it for every frame: same values) and
+    hsv2rgb is replaced by :func:`hsv_factors` (identical floats, tested against skimage).
+    """
+    hsv = rgb2hsv(crop / 255.0)
+    factors = hsv_factors(hsv)
+    out = np.empty((len(deltas), *crop.shape), dtype=np.uint8)
+    for i, c in enumerate(deltas):
+        v = np.clip(hsv[..., 2] + c, 0, 1)
+        out[i] = (v[..., None] * factors * 255).astype(np.uint8)
+    return out
+
+
+def gaussian_blur_sequence(crop: np.ndarray, sigmas: tuple) -> np.ndarray:
+    """skimage ``gaussian(x, sigma, truncate=6)`` per channel (mode 'nearest'), truncated."""
+    x = crop / 255.0
+    out = np.empty((len(sigmas), *crop.shape), dtype=np.uint8)
+    for i, s in enumerate(sigmas):
+        out[i] = (255 * gaussian_filter(x, (s, s, 0), mode="nearest", truncate=6.0)).astype(
+            np.uint8
+        )
+    return out
+
+
+def clipped_zoom(img: np.ndarray, zoom_factor: float) -> np.ndarray:
+    """Centre crop of ceil(h / z) zoomed by z with ``scipy.ndimage.zoom(order=1)``, trimmed to h.
+
+    The snow layer's zoom in make_imagenet_p.py (the same helper as ImageNet-C's).
+    """
+    h = img.shape[0]
+    ch = int(np.ceil(h / zoom_factor))
+    top = (h - ch) // 2
+    zoomed = ndi_zoom(img[top : top + ch, top : top + ch], (zoom_factor, zoom_factor, 1), order=1)
+    trim = (zoomed.shape[0] - h) // 2
+    return zoomed[trim : trim + h, trim : trim + h]
+
+
+def snow_layer(rng: np.random.Generator, extra: tuple, size: int = CROP) -> np.ndarray:
+    """The fixed 8-bit snow layer (HxW uint8) that every frame blurs at a new angle."""
+    loc, scale, zoom, threshold = extra[:4]
+    layer = rng.normal(size=(size, size), loc=loc, scale=scale)
+    layer = clipped_zoom(layer[..., None], zoom)
+    layer[layer < threshold] = 0
+    return (np.clip(layer.squeeze(-1), 0, 1) * 255).astype(np.uint8)
+
+
+def snow_sequence(crop: np.ndarray, angles: tuple, extra: tuple, rng: np.random.Generator):
+    """Snow layer drawn once; frame i blurs it at angle 4 i - 150 and blends as the reference."""
+    radius, sigma, blend = extra[4], extra[5], extra[6]
+    layer = snow_layer(rng, extra, crop.shape[0])
+    x = crop / 255.0
+    gray = cv2.cvtColor(np.float32(x), cv2.COLOR_RGB2GRAY)[..., None]
+    base = blend * x + (1 - blend) * np.maximum(x, gray * 1.5 + 0.5)
+    out = np.empty((len(angles), *crop.shape), dtype=np.uint8)
+    for i, angle in enumerate(angles):
+        flakes = quantize_like_imagemagick(motion_blur(layer, radius, sigma, angle)) / 255.0
+        flakes = flakes[..., None]
+        out[i] = _to_uint8(base + flakes + np.rot90(flakes, k=2))
+    return out
+
+
+def _drip(layer: np.ndarray, kernel: tuple) -> np.ndarray:
+    """``np.convolve(column, kernel, mode='same')`` down every column (the drips move down)."""
+    k0, k1, k2, k3 = kernel
+    out = k1 * layer
+    out[:-1] += k0 * layer[1:]
+    out[1:] += k2 * layer[:-1]
+    out[2:] += k3 * layer[:-2]
+    return out
+
+
+def spatter_sequence(crop: np.ndarray, extra: tuple, frames: int, rng: np.random.Generator):
+    """Water spatter whose liquid layer drips one convolution step per frame (reference order)."""
+    loc, scale, sigma, threshold, intensity, kernel = extra
+    x = crop.astype(np.float32) / 255.0
+    liquid = rng.normal(size=crop.shape[:2], loc=loc, scale=scale)
+    liquid = gaussian_filter(liquid, sigma, mode="nearest", truncate=4.0)
+    liquid[liquid < threshold] = 0
+    # water is pale turquoise: the reference's BGR (175, 238, 238) applied to RGB channels
+    color = np.array([175 / 255.0, 238 / 255.0, 238 / 255.0], dtype=np.float32)
+    ker = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
+    out = np.empty((frames, *crop.shape), dtype=np.uint8)
+    for i in range(frames):
+        layer_u8 = (liquid * 255).astype(np.uint8)
+        dist = 255 - cv2.Canny(layer_u8, 50, 150)
+        dist = cv2.distanceTransform(dist, cv2.DIST_L2, 5)
+        _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
+        dist = cv2.blur(dist, (3, 3)).astype(np.uint8)
+        dist = cv2.equalizeHist(dist)
+        dist = cv2.filter2D(dist, cv2.CV_8U, ker)
+        dist = cv2.blur(dist, (3, 3)).astype(np.float32)
+        m = layer_u8 * dist
+        peak = m.max()
+        m = m / peak * intensity if peak > 0 else m
+        out[i] = (np.clip(x + m[..., None] * color, 0, 1) * 255).astype(np.uint8)
+        liquid = _drip(liquid, kernel)
+    return out
+
+
+# --------------------------------------------------------------------------- geometric
+
+
+def _affine_crops(img256: Image.Image, specs: list[dict], resample: int) -> np.ndarray:
+    """PIL affine warp (torchvision 0.2 matrix) of the whole 256 image, then the 224 crop.
+
+    The whole image is warped, as in the reference: PIL steps its source coordinates
+    incrementally along each row, so warping only the crop region (shifted matrix) is ~1.7x
+    faster but moves 0.5 % of scale pixels by one gray level (measured); we keep bit identity.
+    """
+    w, h = img256.size
+    left, top = crop_offsets(w, h, CROP)
+    out = np.empty((len(specs), CROP, CROP, 3), dtype=np.uint8)
+    for i, spec in enumerate(specs):
+        data = legacy_affine_inverse((w, h), **spec)
+        full = np.asarray(img256.transform((w, h), Image.AFFINE, data, resample))
+        out[i] = full[top : top + CROP, left : left + CROP]
+    return out
+
+
+def translate_sequence(img256: Image.Image, shifts: tuple) -> np.ndarray:
+    """Integer horizontal shift of the 256 image (nearest, black fill), then the 224 crop."""
+    arr = np.asarray(img256)
+    w, h = img256.size
+    left, top = crop_offsets(w, h, CROP)
+    out = np.zeros((len(shifts), CROP, CROP, 3), dtype=np.uint8)
+    for i, t in enumerate(shifts):
+        # output column x shows input column x - t (content moves right for t > 0)
+        lo = max(0, t - left)  # first crop column whose source is inside the image
+        hi = min(CROP, w + t - left)
+        if hi > lo:
+            out[i, :, lo:hi] = arr[top : top + CROP, left + lo - t : left + hi - t]
+    return out
+
+
+def tilt_sequence(img256: Image.Image, angles: tuple) -> np.ndarray:
+    """``cv2.warpPerspective`` (bilinear, black border) of the 256 image, then the 224 crop."""
+    arr = np.asarray(img256)
+    h, w = arr.shape[:2]
+    left, top = crop_offsets(w, h, CROP)
+    out = np.empty((len(angles), CROP, CROP, 3), dtype=np.uint8)
+    for i, deg in enumerate(angles):
+        full = cv2.warpPerspective(arr, tilt_homography(w, h, deg), (w, h))
+        out[i] = full[top : top + CROP, left : left + CROP]
+    return out
+
+
+def zoom_blur_sequence(img256: Image.Image, crop: np.ndarray, scales: tuple) -> np.ndarray:
+    """Running mean of zoomed crops, as ToTensor (float32 /255) sums and ``.mul(255).byte()``."""
+    zoomed = _affine_crops(img256, [{"scale": s} for s in scales[1:]], Image.BILINEAR)
+    out = np.empty((len(scales), CROP, CROP, 3), dtype=np.uint8)
+    out[0] = crop
+    avg = crop.astype(np.float32) / np.float32(255)
+    for i in range(1, len(scales)):
+        avg += zoomed[i - 1].astype(np.float32) / np.float32(255)
+        out[i] = (avg / np.float32(i + 1) * np.float32(255)).astype(np.uint8)
+    return out
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def make_sequence(
+    image: Image.Image | np.ndarray, name: str, difficulty: int = 1, seed: Seed = None
+) -> np.ndarray:
+    """One ImageNet-P sequence (T x 224 x 224 x 3 uint8) of a val photo of any size.
+
+    ``image``: PIL or HxWx3 uint8 RGB; it is resized to short side 256 first (an image already at
+    256 is left as is). ``difficulty`` 1..3 is the noise strength of the noise perturbations;
+    for the others the sequence is the same at every difficulty (difficulty is a frame stride
+    at evaluation), so only ``difficulty=1`` is accepted for them: asking for ``rotate`` at
+    difficulty 2 raises ValueError instead of silently returning the difficulty-1 frames (see
+    :func:`~robustbench_assemble.perturbations.params.source_difficulty`). ``seed``: int,
+    ``np.random.Generator`` or None (fresh entropy); deterministic perturbations ignore it.
+    """
+    sched = SCHEDULES[check_name(name)]
+    check_difficulty(difficulty)
+    if not sched.is_noise and difficulty != 1:
+        raise ValueError(
+            f"{name!r} has one sequence for all difficulties (difficulty {difficulty} is a frame "
+            "stride at evaluation time); generate it with difficulty=1"
+        )
+    img256 = prepare_image(image)
+    if sched.order == "photometric":
+        crop = crop224(img256)
+        if name == "gaussian_noise":
+            return gaussian_noise(crop, sched.noise_levels[difficulty - 1], as_generator(seed))
+        if name == "shot_noise":
+            return shot_noise(crop, sched.noise_levels[difficulty - 1], as_generator(seed))
+        if name == "speckle_noise":
+            return speckle_noise(crop, sched.noise_levels[difficulty - 1], as_generator(seed))
+        if name == "motion_blur":
+            return motion_blur_sequence(crop, sched.frame_params)
+        if name == "brightness":
+            return brightness_sequence(crop, sched.frame_params)
+        if name == "gaussian_blur":
+            return gaussian_blur_sequence(crop, sched.frame_params)
+        if name == "snow":
+            return snow_sequence(crop, sched.frame_params, sched.extra, as_generator(seed))
+        if name == "spatter":
+            return spatter_sequence(crop, sched.extra, sched.frames, as_generator(seed))
+    else:
+        if name == "translate":
+            return translate_sequence(img256, sched.frame_params)
+        if name == "tilt":
+            return tilt_sequence(img256, sched.frame_params)
+        if name == "zoom_blur":
+            return zoom_blur_sequence(img256, crop224(img256), sched.frame_params)
+        if name == "rotate":
+            specs = [{"angle": a} for a in sched.frame_params]
+        elif name == "scale":
+            specs = [{"scale": s} for s in sched.frame_params]
+        elif name == "shear":
+            specs = [{"shear": s} for s in sched.frame_params]
+        else:  # pragma: no cover - SCHEDULES and this table are kept in step by the tests
+            raise AssertionError(name)
+        return _affine_crops(img256, specs, Image.BILINEAR)
+    raise AssertionError(name)  # pragma: no cover

@@ -1,0 +1,221 @@
+"""The ImageNet-P HDF5 format: one file per (perturbation, difficulty), written resumably.
+
+Layout of ``<out>/<name>[_2|_3].h5`` (the release's folder names, plus ``.h5``):
+
+- ``frames``: (N, T, 224, 224, 3) uint8, one chunk per sequence, deflate (gzip) level 1;
+- ``labels``: (N,) int64 class index (sorted wnids of the source, as torchvision ImageFolder);
+- ``wnids``, ``filenames``: (N,) str, the class folder and the val path ``<wnid>/<file>``;
+- ``classes``: the sorted wnid list the labels index into;
+- ``completed``: (N,) bool, set after each sequence is on disk;
+- attributes: ``perturbation``, ``difficulty``, ``frames_per_sequence``, ``seed`` (-1 when
+  imported), ``source`` ("generated" / "mp4"), ``package_version``, ``format_version``,
+  ``compression``, ``complete``.
+
+A run writes ``<file>.h5.partial`` (HDF5 in SWMR mode, so a killed writer leaves a readable
+file), marks each sequence in ``completed`` after its chunk, and renames the file to its
+final name only once every sequence is present and ``complete`` is set. A rerun continues a
+partial file whose settings and file list match, and restarts one that cannot be opened.
+Chunks are deflated by the producers (``encode_chunk``) and stored with
+``write_direct_chunk``, so compression runs in parallel and the single writer only copies bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .._version import __version__
+from .params import CROP, dataset_name, num_frames
+
+FORMAT_VERSION = 1
+#: deflate level: measured on real sequences, level 1 stores 84-88 % of lzf's size at 2.5x lzf's
+#: write time, and levels 4-6 save < 3 % more at 1.3-2.5x the time (docs/BENCHMARKS.md).
+COMPRESSION_LEVEL = 1
+PARTIAL_SUFFIX = ".partial"
+
+
+def h5_path(out: str | os.PathLike, name: str, difficulty: int = 1) -> Path:
+    """``<out>/<name>.h5`` or ``<out>/<name>_<d>.h5`` (noise difficulties 2 and 3 only)."""
+    return Path(out) / f"{dataset_name(name, difficulty)}.h5"
+
+
+def partial_path(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + PARTIAL_SUFFIX)
+
+
+def encode_chunk(frames: np.ndarray) -> bytes:
+    """Deflate one sequence as the HDF5 gzip filter stores it (zlib stream of the C-order bytes)."""
+    return zlib.compress(np.ascontiguousarray(frames, dtype=np.uint8).tobytes(), COMPRESSION_LEVEL)
+
+
+def is_complete(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a finished ImageNet-P HDF5 file."""
+    try:
+        with h5py.File(path, "r") as f:
+            return bool(f.attrs.get("complete", False)) and bool(np.all(f["completed"][()]))
+    except (OSError, KeyError):
+        return False
+
+
+class SequenceWriter:
+    """Create or continue ``<path>.partial``; :meth:`finish` renames it to ``path``.
+
+    ``todo`` lists the sequence indices still missing (all of them for a new file).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        perturbation: str,
+        difficulty: int,
+        filenames: Sequence[str],
+        labels: Sequence[int],
+        classes: Sequence[str],
+        seed: int | None,
+        source: str = "generated",
+    ) -> None:
+        self.path = Path(path)
+        self.partial = partial_path(self.path)
+        self.frames = num_frames(perturbation)
+        self.expected = {
+            "perturbation": perturbation,
+            "difficulty": int(difficulty),
+            "frames_per_sequence": self.frames,
+            "seed": -1 if seed is None else int(seed),
+            "source": source,
+            "format_version": FORMAT_VERSION,
+        }
+        self.filenames = list(filenames)
+        self.file: h5py.File | None = None
+        salvaged: dict[int, bytes] = {}
+        if self.partial.exists():
+            try:
+                self._open_existing()
+            except (OSError, RuntimeError):
+                # a killed SWMR writer leaves the file marked "open for writing": read what it
+                # completed (SWMR read still works) and rewrite those sequences into a new file
+                salvaged = self._salvage()
+        if self.file is None:
+            self._create(labels, classes)
+            for index, chunk in salvaged.items():
+                self.write(index, chunk)
+        done = self.file["completed"][()]
+        self.todo = [int(i) for i in np.flatnonzero(~done)]
+        self.file.swmr_mode = True
+
+    def _open_existing(self) -> None:
+        f = h5py.File(self.partial, "r+", libver="latest")
+        try:
+            self._check_settings(f)
+        except BaseException:
+            f.close()
+            raise
+        self.file = f
+
+    def _check_settings(self, f: h5py.File) -> None:
+        for key, value in self.expected.items():
+            if f.attrs.get(key) != value:
+                raise ValueError(
+                    f"{self.partial} was started with {key}={f.attrs.get(key)!r}, this run "
+                    f"has {key}={value!r}: delete it (or use another --out) to start over"
+                )
+        stored = [s.decode() if isinstance(s, bytes) else s for s in f["filenames"][()]]
+        if stored != self.filenames:
+            raise ValueError(
+                f"{self.partial} holds another image list ({len(stored)} files) than this "
+                f"run ({len(self.filenames)}): same --src and --limit are needed to resume; "
+                "delete it to start over"
+            )
+
+    def _salvage(self) -> dict[int, bytes]:
+        """Completed chunks of a partial file that cannot be reopened for writing."""
+        chunks: dict[int, bytes] = {}
+        try:
+            with h5py.File(self.partial, "r", swmr=True) as f:
+                self._check_settings(f)
+                done = f["completed"][()]
+                frames = f["frames"]
+                for i in np.flatnonzero(done):
+                    mask, data = frames.id.read_direct_chunk((int(i), 0, 0, 0, 0))
+                    if mask == 0 and len(zlib.decompress(data)) == int(np.prod(frames.chunks)):
+                        chunks[int(i)] = data
+        except (OSError, RuntimeError, KeyError, zlib.error) as exc:
+            warnings.warn(
+                f"{self.partial}: unreadable partial file ({exc}); starting over", stacklevel=3
+            )
+            chunks = {}
+        self.partial.unlink()
+        return chunks
+
+    def _create(self, labels: Sequence[int], classes: Sequence[str]) -> None:
+        n = len(self.filenames)
+        if n == 0:
+            raise ValueError("no images to write")
+        if len(labels) != n:
+            raise ValueError(f"{len(labels)} labels for {n} files")
+        self.partial.parent.mkdir(parents=True, exist_ok=True)
+        f = h5py.File(self.partial, "w", libver="latest")
+        shape = (n, self.frames, CROP, CROP, 3)
+        f.create_dataset(
+            "frames",
+            shape=shape,
+            dtype=np.uint8,
+            chunks=(1, *shape[1:]),
+            compression="gzip",
+            compression_opts=COMPRESSION_LEVEL,
+        )
+        text = h5py.string_dtype()
+        f.create_dataset("labels", data=np.asarray(labels, dtype=np.int64))
+        f.create_dataset("filenames", data=np.array(self.filenames, dtype=object), dtype=text)
+        wnids = [p.split("/", 1)[0] for p in self.filenames]
+        f.create_dataset("wnids", data=np.array(wnids, dtype=object), dtype=text)
+        f.create_dataset("classes", data=np.array(list(classes), dtype=object), dtype=text)
+        f.create_dataset("completed", data=np.zeros(n, dtype=bool))
+        for key, value in self.expected.items():
+            f.attrs[key] = value
+        f.attrs["package_version"] = __version__
+        f.attrs["compression"] = f"gzip level {COMPRESSION_LEVEL}, one chunk per sequence"
+        f.attrs["complete"] = False
+        f.flush()
+        self.file = f
+
+    def write(self, index: int, chunk: bytes | np.ndarray) -> None:
+        """Store sequence ``index`` (encoded bytes from :func:`encode_chunk`, or frames)."""
+        assert self.file is not None
+        if isinstance(chunk, np.ndarray):
+            expect = (self.frames, CROP, CROP, 3)
+            if chunk.shape != expect or chunk.dtype != np.uint8:
+                raise ValueError(
+                    f"sequence must be {expect} uint8, got {chunk.shape} {chunk.dtype}"
+                )
+            chunk = encode_chunk(chunk)
+        self.file["frames"].id.write_direct_chunk((index, 0, 0, 0, 0), chunk)
+        self.file["frames"].flush()
+        self.file["completed"][index] = True
+        self.file["completed"].flush()
+
+    def finish(self) -> Path:
+        """Check every sequence is present, mark the file complete, rename it into place."""
+        assert self.file is not None
+        missing = int(np.sum(~self.file["completed"][()]))
+        self.file.close()
+        self.file = None
+        if missing:
+            raise RuntimeError(f"{self.partial}: {missing} sequences are still missing")
+        with h5py.File(self.partial, "r+") as f:
+            f.attrs["complete"] = True
+        os.replace(self.partial, self.path)
+        return self.path
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None

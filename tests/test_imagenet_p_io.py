@@ -1,0 +1,304 @@
+"""ImageNet-P storage and evaluation: HDF5 writer/reader, interrupted runs, MP4, FP end to end."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from conftest import sample_files
+
+from robustbench_assemble.datasets.imagenet_p import (
+    available_datasets,
+    open_imagenet_p,
+    read_mp4,
+    write_mp4,
+)
+from robustbench_assemble.evaluate_p import evaluate_imagenet_p
+from robustbench_assemble.images import load_rgb
+from robustbench_assemble.import_imagenet_p import import_tree
+from robustbench_assemble.make_imagenet_p import generate
+from robustbench_assemble.perturbations import make_sequence, sequence_seed
+from robustbench_assemble.perturbations.storage import SequenceWriter, partial_path
+
+
+@pytest.fixture(scope="module")
+def mini_val(tmp_path_factory) -> Path:
+    """A 4-class val folder of symlinks to real photos."""
+    files = sample_files(4, stride=250)
+    if not files:
+        pytest.skip("ImageNet sample not found")
+    root = tmp_path_factory.mktemp("val")
+    for f in files:
+        (root / f.parent.name).mkdir()
+        os.symlink(f, root / f.parent.name / f.name)
+    return root
+
+
+def _frames(path: Path) -> np.ndarray:
+    with h5py.File(path, "r") as f:
+        return f["frames"][()]
+
+
+def test_generate_writes_the_sequences(mini_val, tmp_path):
+    paths = generate(
+        mini_val, tmp_path, perturbations=["translate", "gaussian_noise"], difficulties=[1, 3],
+        seed=4, limit=3, progress=False,
+    )  # fmt: skip
+    assert [p.name for p in paths] == ["translate.h5", "gaussian_noise.h5", "gaussian_noise_3.h5"]
+    ds = open_imagenet_p(tmp_path, "gaussian_noise", 3)
+    assert len(ds) == 3 and ds.kind == "hdf5"
+    with h5py.File(paths[2], "r") as f:
+        assert f.attrs["perturbation"] == "gaussian_noise" and f.attrs["difficulty"] == 3
+        assert f.attrs["seed"] == 4 and bool(f.attrs["complete"])
+        assert f["frames"].chunks == (1, 31, 224, 224, 3)
+    for i, rel in enumerate(ds.filenames):
+        frames, label = ds[i]
+        want = make_sequence(
+            load_rgb(mini_val / rel),
+            "gaussian_noise",
+            3,
+            seed=sequence_seed(4, rel, "gaussian_noise", 3),
+        )
+        assert np.array_equal(frames, want)
+        assert ds.classes[label] == rel.split("/")[0]
+    # translate at difficulty 2 reads the one translate file (stride at evaluation)
+    assert open_imagenet_p(tmp_path, "translate", 2).path.name == "translate.h5"
+    assert ("translate", 1, "hdf5") in available_datasets(tmp_path)
+    # rerunning skips finished files
+    before = paths[0].stat().st_mtime_ns
+    generate(
+        mini_val,
+        tmp_path,
+        perturbations=["translate"],
+        difficulties=[1],
+        seed=4,
+        limit=3,
+        progress=False,
+    )
+    assert paths[0].stat().st_mtime_ns == before
+
+
+def test_partial_file_is_continued_not_restarted(mini_val, tmp_path):
+    """A partial file with some sequences written is completed to the same bytes."""
+    full = generate(
+        mini_val,
+        tmp_path / "a",
+        perturbations=["shot_noise"],
+        difficulties=[2],
+        seed=1,
+        progress=False,
+    )[0]
+    out = tmp_path / "b"
+    out.mkdir()
+    target = out / "shot_noise_2.h5"
+    with h5py.File(full, "r") as f:
+        names = [s.decode() for s in f["filenames"][()]]
+        labels, classes = f["labels"][()], [c.decode() for c in f["classes"][()]]
+        first = f["frames"][1]
+    w = SequenceWriter(target, perturbation="shot_noise", difficulty=2, filenames=names,
+                       labels=labels, classes=classes, seed=1)  # fmt: skip
+    w.write(1, first)  # out of order, then "killed"
+    w.close()
+    w = SequenceWriter(target, perturbation="shot_noise", difficulty=2, filenames=names,
+                       labels=labels, classes=classes, seed=1)  # fmt: skip
+    assert w.todo == [i for i in range(len(names)) if i != 1]
+    w.close()
+    generate(mini_val, out, perturbations=["shot_noise"], difficulties=[2], seed=1, progress=False)
+    assert np.array_equal(_frames(target), _frames(full))
+    assert not partial_path(target).exists()
+
+
+def test_partial_with_other_settings_is_refused(mini_val, tmp_path):
+    w = SequenceWriter(tmp_path / "rotate.h5", perturbation="rotate", difficulty=1,
+                       filenames=["a/x.JPEG"], labels=[0], classes=["a"], seed=1)  # fmt: skip
+    w.close()
+    with pytest.raises(ValueError, match="seed"):
+        SequenceWriter(tmp_path / "rotate.h5", perturbation="rotate", difficulty=1,
+                       filenames=["a/x.JPEG"], labels=[0], classes=["a"], seed=2)  # fmt: skip
+
+
+def test_unreadable_partial_is_restarted(tmp_path):
+    partial = partial_path(tmp_path / "rotate.h5")
+    partial.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)  # a torn file
+    with pytest.warns(UserWarning, match="starting over"):
+        w = SequenceWriter(tmp_path / "rotate.h5", perturbation="rotate", difficulty=1,
+                           filenames=["a/x.JPEG"], labels=[0], classes=["a"], seed=0)  # fmt: skip
+    assert w.todo == [0]
+    w.close()
+
+
+def test_killed_run_resumes_to_identical_file(mini_val, tmp_path):
+    """SIGKILL the CLI mid-file, rerun it: the result equals an uninterrupted run."""
+    reference = generate(
+        mini_val, tmp_path / "ref", perturbations=["motion_blur"], difficulties=[1], progress=False
+    )[0]
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "robustbench_assemble.make_imagenet_p", "--src", str(mini_val),
+           "--out", str(out), "--perturbations", "motion_blur", "--difficulties", "1",
+           "--workers", "0", "--no-progress"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    partial = partial_path(out / "motion_blur.h5")
+    deadline = time.time() + 120
+    done = 0
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            with h5py.File(partial, "r", swmr=True) as f:
+                done = int(f["completed"][()].sum())
+        except (OSError, KeyError):
+            done = 0
+        if done >= 1:
+            break
+        time.sleep(0.05)
+    if proc.poll() is not None:
+        pytest.skip("the run finished before it could be interrupted")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert partial.exists() and not (out / "motion_blur.h5").exists()
+    rel = sorted(p.relative_to(mini_val).as_posix() for p in mini_val.rglob("*.JPEG"))
+    wnids = sorted(p.name for p in mini_val.iterdir())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the completed sequences are salvaged, not restarted
+        w = SequenceWriter(
+            out / "motion_blur.h5", perturbation="motion_blur", difficulty=1, filenames=rel,
+            labels=[0, 1, 2, 3], classes=wnids, seed=0,
+        )  # fmt: skip
+    assert len(w.todo) <= 4 - done
+    w.close()
+    generate(mini_val, out, perturbations=["motion_blur"], difficulties=[1], progress=False)
+    assert np.array_equal(_frames(out / "motion_blur.h5"), _frames(reference))
+
+
+@pytest.mark.slow
+def test_worker_count_does_not_change_bytes(mini_val, tmp_path):
+    a = generate(
+        mini_val,
+        tmp_path / "a",
+        perturbations=["speckle_noise"],
+        difficulties=[1],
+        workers=0,
+        progress=False,
+    )[0]
+    b = generate(
+        mini_val,
+        tmp_path / "b",
+        perturbations=["speckle_noise"],
+        difficulties=[1],
+        workers=2,
+        progress=False,
+    )[0]
+    assert np.array_equal(_frames(a), _frames(b))
+
+
+def test_mp4_round_trip_and_import(mini_val, tmp_path):
+    """Write release-style MP4s, read them directly and through an HDF5 import."""
+    tree = tmp_path / "ImageNet-P"
+    originals = {}
+    for f in sorted(mini_val.rglob("*.JPEG"))[:2]:
+        seq = make_sequence(load_rgb(f), "rotate")
+        dest = tree / "rotate" / f.parent.name / (f.stem + ".mp4")
+        dest.parent.mkdir(parents=True)
+        write_mp4(dest, seq, noise=False, preset="ultrafast")
+        originals[f"{f.parent.name}/{f.stem}"] = seq
+    videos = open_imagenet_p(tree, "rotate")
+    assert videos.kind == "mp4" and sorted(videos.filenames) == sorted(originals)
+    for i, name in enumerate(videos.filenames):
+        frames, _ = videos[i]
+        assert frames.shape == (31, 224, 224, 3)
+        err = np.abs(frames.astype(float) - originals[name])
+        assert err.mean() < 3.0  # codec error (crf 20), not a different image
+    imported = import_tree(tree, tmp_path / "h5", progress=False)
+    assert [p.name for p in imported] == ["rotate.h5"]
+    h5 = open_imagenet_p(tmp_path / "h5", "rotate")
+    assert h5.filenames == videos.filenames and h5.labels == videos.labels
+    for i in range(len(h5)):
+        assert np.array_equal(h5[i][0], read_mp4(videos.paths[i]))
+
+
+class _Tiny(torch.nn.Module):
+    """A fixed random classifier: pooled colours -> 1000 logits."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.pool = torch.nn.AdaptiveAvgPool2d(8)
+        self.fc = torch.nn.Linear(192, 1000)
+        with torch.no_grad():
+            self.fc.weight.copy_(torch.randn(1000, 192, generator=g) * 3)
+            self.fc.bias.zero_()
+
+    def forward(self, x):
+        return self.fc(self.pool(x).flatten(1))
+
+
+def _reference_metrics(scores: list[np.ndarray], noise: bool, step: int) -> tuple[float, float]:
+    """ImageNet-P/test.py's flip_prob and ranking_dist('top5'), written out from its definition."""
+    from scipy.stats import rankdata
+
+    cum = np.cumsum(np.asarray([0] + [1] * 5 + [0] * 994))
+    fp = t5d = 0.0
+    for vid in scores:
+        preds = vid.argmax(1)
+        ranks = [np.uint16(rankdata(-frame, method="ordinal")) for frame in vid]
+        flips, dists = [], []
+        for i in range(1 if noise else step):
+            prev, perm1 = preds[i], ranks[i]
+            for j in range(i + (1 if noise else step), len(vid), 1 if noise else step):
+                flips.append(int(prev != preds[j]))
+                sigma = ranks[j][np.argsort(perm1)]
+                dists.append(np.sum(np.abs(cum[:5] - cum[sigma - 1][:5])))
+                if not noise:
+                    prev, perm1 = preds[j], ranks[j]
+        fp += np.mean(flips) / len(scores)
+        t5d += np.mean(dists) / len(scores)
+    return fp, t5d
+
+
+def test_flip_probability_end_to_end(mini_val, tmp_path):
+    generate(
+        mini_val,
+        tmp_path,
+        perturbations=["gaussian_noise", "translate"],
+        difficulties=[1],
+        progress=False,
+    )
+    model = _Tiny().eval()
+    res = evaluate_imagenet_p(
+        model, tmp_path, perturbations=["gaussian_noise"], batch_size=64, progress=False
+    )
+    res.update(
+        evaluate_imagenet_p(
+            model, tmp_path, perturbations=["translate"], difficulties=[1, 2], batch_size=64,
+            cache_dir=tmp_path / "cache", progress=False,
+        )
+    )  # fmt: skip
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    for name, d in [("gaussian_noise", 1), ("translate", 1), ("translate", 2)]:
+        ds = open_imagenet_p(tmp_path, name, d)
+        scores = []
+        for i in range(len(ds)):
+            x = torch.from_numpy(ds[i][0]).permute(0, 3, 1, 2).float() / 255  # ToTensor
+            with torch.no_grad():
+                scores.append(model((x - mean) / std).numpy())  # Normalize, no resize
+        fp, t5d = _reference_metrics(scores, "noise" in name, d)
+        got = res[(name, d)]
+        assert got["n_videos"] == len(ds)
+        assert got["flip_probability"] == pytest.approx(fp, abs=1e-12)
+        assert got["top5_distance"] == pytest.approx(t5d, abs=1e-9)
+    assert res[("translate", 1)]["frames_per_video"] == 41
+    # cached predictions are reused: the same numbers without the model
+    broken = torch.nn.Sequential()  # would fail if called
+    again = evaluate_imagenet_p(broken, tmp_path, perturbations=["translate"], difficulties=[2],
+                                cache_dir=tmp_path / "cache", progress=False)  # fmt: skip
+    assert again[("translate", 2)] == res[("translate", 2)]
+    shutil.rmtree(tmp_path / "cache")
