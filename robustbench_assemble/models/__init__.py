@@ -1,7 +1,23 @@
-"""Models: a registry of constructors (``create_model``, ``list_models``) and the assembled family."""
+"""Models: a registry of constructors (``create_model``, ``list_models``) and the assembled family.
+
+Registered names: ``alexnet`` and ``efficientnet_lite0`` (external.py), the assembled family
+(assembled.py, mobilenet.py), plus ``torchvision:<name>`` and ``timm:<name>`` resolved on demand.
+Every model carries its evaluation preprocessing as ``model.preprocessing``.
+"""
 
 from . import assembled, external, mobilenet  # noqa: F401  (registers models)
-from .factory import create_model, list_models
+from .factory import UnknownModelError, create_model, get_preprocessing, list_models
 from .registry import Preprocessing, register_model
+from .weights import UnsafeCheckpointError, WeightsMismatchError, load_weights
 
-__all__ = ["create_model", "list_models", "register_model", "Preprocessing"]
+__all__ = [
+    "create_model",
+    "list_models",
+    "get_preprocessing",
+    "register_model",
+    "Preprocessing",
+    "load_weights",
+    "UnknownModelError",
+    "WeightsMismatchError",
+    "UnsafeCheckpointError",
+]

@@ -8,14 +8,30 @@ torchvision's are evaluated at 224 with mean/std.
 
 from __future__ import annotations
 
-import fnmatch
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch.nn as nn
 
+# torchvision / timm ImageNet statistics (RGB, on the [0, 1] scale).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: Interpolation names accepted in :class:`Preprocessing` (torchvision ``InterpolationMode``).
+INTERPOLATIONS = ("nearest", "nearest-exact", "bilinear", "bicubic", "box", "hamming", "lanczos")
+#: Channel orders a model may expect.
+CHANNEL_ORDERS = ("RGB", "BGR")
+
+
+def _triple(value: float | Sequence[float], what: str) -> tuple[float, float, float]:
+    values = (value,) * 3 if isinstance(value, (int, float)) else tuple(value)
+    if len(values) != 3 or not all(isinstance(v, (int, float)) for v in values):
+        raise ValueError(f"Preprocessing.{what} must be 3 numbers (one per channel), got {value!r}")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"Preprocessing.{what} must be finite, got {value!r}")
+    return tuple(float(v) for v in values)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -28,7 +44,11 @@ class Preprocessing:
 
     Clean images: short side resized to ``resize`` (``interpolation``), centre crop
     ``input_size``. ImageNet-C/P frames are already 224x224 and are not resized again unless the
-    model's ``input_size`` differs (see the evaluation's ``--resize-policy``).
+    model's ``input_size`` differs (see ``robustbench_assemble.models.transforms.adapt_frames``).
+
+    ``mean`` and ``std`` are listed in the model's ``channel_order`` (for a BGR model, the blue
+    channel's statistics first). Lists are accepted and stored as tuples; a bad value raises
+    ``ValueError`` naming the field.
     """
 
     input_size: int = 224
@@ -38,20 +58,60 @@ class Preprocessing:
     std: tuple[float, float, float] = IMAGENET_STD
     channel_order: str = "RGB"
 
+    def __post_init__(self) -> None:
+        for what in ("input_size", "resize"):
+            v = getattr(self, what)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise ValueError(f"Preprocessing.{what} must be a positive int, got {v!r}")
+        if self.resize < self.input_size:
+            raise ValueError(
+                f"Preprocessing.resize ({self.resize}) is smaller than input_size "
+                f"({self.input_size}): the centre crop would not fit"
+            )
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(
+                f"Preprocessing.interpolation must be one of {INTERPOLATIONS}, "
+                f"got {self.interpolation!r}"
+            )
+        if self.channel_order not in CHANNEL_ORDERS:
+            raise ValueError(
+                f"Preprocessing.channel_order must be one of {CHANNEL_ORDERS}, "
+                f"got {self.channel_order!r}"
+            )
+        object.__setattr__(self, "mean", _triple(self.mean, "mean"))
+        std = _triple(self.std, "std")
+        if any(s == 0 for s in std):
+            raise ValueError(f"Preprocessing.std must not contain 0, got {self.std!r}")
+        object.__setattr__(self, "std", std)
+
     @property
     def crop_pct(self) -> float:
+        """``input_size / resize``: timm's name for the same ratio (0.875 for 224/256)."""
         return self.input_size / self.resize
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (tuples as lists), for result files that record the protocol."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
 @dataclass
 class ModelEntry:
-    """A registered model: its builder, preprocessing and a one-line description."""
+    """A registered model: its builder, preprocessing and a one-line description.
+
+    ``pretrained``: where the weights come from when the builder loads some itself (then the
+    builder takes ``pretrained: bool = True`` and the factory passes ``pretrained=False`` when
+    the user gives a weights file). ``torchvision_name``: the torchvision model whose weights
+    enum names (``"IMAGENET1K_V1"``, ...) this entry accepts as ``weights``; the file is then read
+    from the torch hub cache into this entry's own module (so the architecture must be state-dict
+    compatible with torchvision's), and preprocessing comes from that enum entry's transforms.
+    """
 
     name: str
     builder: Callable[..., nn.Module]
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     description: str = ""
     pretrained: str | None = None  # where its weights come from, if the builder loads any
+    torchvision_name: str | None = None
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -63,11 +123,18 @@ def register_model(
     preprocessing: Preprocessing | None = None,
     description: str = "",
     pretrained: str | None = None,
+    torchvision_name: str | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator registering a builder ``fn(num_classes=1000, **kwargs) -> nn.Module``."""
+    """Decorator registering a builder ``fn(num_classes=1000, **kwargs) -> nn.Module``.
+
+    Names are plain identifiers; the ``torchvision:`` and ``timm:`` prefixes are reserved for
+    the dynamic namespaces resolved by :func:`robustbench_assemble.models.create_model`.
+    """
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         key = name or fn.__name__
+        if ":" in key:
+            raise ValueError(f"model name {key!r} must not contain ':' (reserved for namespaces)")
         if key in _REGISTRY:
             raise ValueError(f"model {key!r} is registered twice")
         doc = description or (fn.__doc__ or "").strip().splitlines()[0:1]
@@ -77,6 +144,7 @@ def register_model(
             preprocessing or Preprocessing(),
             doc if isinstance(doc, str) else (doc[0] if doc else ""),
             pretrained,
+            torchvision_name,
         )
         return fn
 

@@ -1,0 +1,170 @@
+"""Turning a :class:`Preprocessing` into the actual tensor pipeline.
+
+The pipeline is split where the data crosses to the device:
+
+1. :func:`clean_transform` (CPU, in the data loader): PIL image -> Resize + CenterCrop -> uint8
+   CHW tensor. uint8 keeps the host->device copy four times smaller than float32.
+2. :func:`normalize_batch` (any device, batched): /255, channel order, ``(x - mean) / std``,
+   dtype, memory format.
+3. :func:`adapt_frames`: what to do when ImageNet-C/P frames (224x224 files) meet a model whose
+   ``input_size`` is not 224 -- an explicit ``resize_policy`` (see :data:`RESIZE_POLICIES`).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torchvision import transforms as T
+
+from .registry import Preprocessing
+
+#: Size of the released ImageNet-C / ImageNet-P frames (Resize(256) + CenterCrop(224)).
+FRAME_SIZE = 224
+
+#: What :func:`adapt_frames` may do with 224x224 ImageNet-C/P frames for a model whose
+#: ``input_size`` differs. Every choice changes the numbers, so none is silent:
+#:
+#: * ``"error"`` (default): refuse, with a message explaining the choices. The published
+#:   protocol for such models is neither to resize nor to feed 224 crops: Hendrycks' reference
+#:   evaluates the 224 files as they are (ToTensor + Normalize, no second resize) with 224-input
+#:   models, and clovaai/assembled-cnn evaluated its 256-input models on ImageNet-C regenerated
+#:   from Resize(292)+CenterCrop(256) images (its ``validation_292_256`` data dir, fed without any
+#:   resize). A number computed any other way must say so, hence an explicit choice.
+#: * ``"as-is"``: feed the 224 frames unchanged (the model must accept any size, e.g. global
+#:   pooling). The image content is the benchmark's exactly; the model sees objects at a smaller
+#:   scale than in its own clean protocol.
+#: * ``"resize"``: bilinear resize (antialiased when shrinking) to ``input_size`` -- the
+#:   "second resize" the reference warns about; it blurs / rescales the corruption too.
+#: * ``"center-crop"``: centre crop to ``input_size`` (only when ``input_size`` < 224).
+#:
+#: With ``input_size == 224`` every policy is a no-op: the reference protocol.
+RESIZE_POLICIES = ("error", "as-is", "resize", "center-crop")
+DEFAULT_RESIZE_POLICY = "error"
+
+
+def interpolation_mode(name: str) -> T.InterpolationMode:
+    """torchvision's ``InterpolationMode`` for a :class:`Preprocessing` interpolation name."""
+    try:
+        return T.InterpolationMode(name)
+    except ValueError:
+        modes = [m.value for m in T.InterpolationMode]
+        raise ValueError(f"unknown interpolation {name!r}; expected one of {modes}") from None
+
+
+class _ToRGB:
+    """PIL -> RGB (grayscale / CMYK / palette photos exist in ImageNet val). Picklable."""
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        return image if image.mode == "RGB" else image.convert("RGB")
+
+    def __repr__(self) -> str:
+        return "ToRGB()"
+
+
+def clean_transform(pre: Preprocessing) -> T.Compose:
+    """PIL image -> ``Resize(pre.resize)`` (short side) + ``CenterCrop(pre.input_size)`` -> uint8
+    CHW tensor, RGB. Normalisation is left to :func:`normalize_batch` on the device.
+
+    Identical pixels to torchvision's / timm's evaluation transforms (PIL resize, antialias) for
+    the same sizes and interpolation.
+    """
+    return T.Compose(
+        [
+            _ToRGB(),
+            T.Resize(pre.resize, interpolation=interpolation_mode(pre.interpolation)),
+            T.CenterCrop(pre.input_size),
+            T.PILToTensor(),
+        ]
+    )
+
+
+def normalize_batch(
+    x: torch.Tensor,
+    pre: Preprocessing,
+    *,
+    dtype: torch.dtype = torch.float32,
+    channels_last: bool = False,
+) -> torch.Tensor:
+    """uint8 RGB batch ``(N, 3, H, W)`` (or one ``(3, H, W)`` image) -> model input.
+
+    ``x / 255``, reorder channels to ``pre.channel_order``, ``(x - mean) / std``. The arithmetic
+    is done in float32 on ``x``'s device and only the result is cast to ``dtype`` (so fp16/bf16
+    inputs are rounded once). ``channels_last`` returns NHWC memory format for 4-D input.
+    """
+    if x.dtype != torch.uint8:
+        raise ValueError(f"normalize_batch expects a uint8 tensor (0..255), got {x.dtype}")
+    if x.dim() not in (3, 4) or x.shape[-3] != 3:
+        raise ValueError(f"normalize_batch expects (N, 3, H, W) or (3, H, W), got {tuple(x.shape)}")
+    y = x.to(torch.float32).div_(255.0)
+    if pre.channel_order == "BGR":
+        y = y.flip(-3)
+    mean = torch.tensor(pre.mean, dtype=torch.float32, device=x.device).view(3, 1, 1)
+    std = torch.tensor(pre.std, dtype=torch.float32, device=x.device).view(3, 1, 1)
+    y = y.sub_(mean).div_(std).to(dtype)
+    if channels_last and y.dim() == 4:
+        y = y.contiguous(memory_format=torch.channels_last)
+    return y
+
+
+def check_resize_policy(policy: str) -> str:
+    """Validate a ``resize_policy`` name (ValueError listing the choices)."""
+    if policy not in RESIZE_POLICIES:
+        raise ValueError(f"resize_policy must be one of {RESIZE_POLICIES}, got {policy!r}")
+    return policy
+
+
+def adapt_frames(
+    x: torch.Tensor, pre: Preprocessing, policy: str = DEFAULT_RESIZE_POLICY
+) -> torch.Tensor:
+    """Apply ``policy`` (see :data:`RESIZE_POLICIES`) to a batch of ImageNet-C/P frames.
+
+    ``x``: ``(N, C, H, W)`` uint8 or float. Best called on the normalised float batch: bilinear
+    resizing is linear, so it commutes with the per-channel normalisation and no rounding is
+    added (on uint8 input the result is rounded back to uint8). Frames already at
+    ``pre.input_size`` are returned unchanged whatever the policy.
+    """
+    check_resize_policy(policy)
+    if x.dim() != 4:
+        raise ValueError(f"adapt_frames expects a (N, C, H, W) batch, got {tuple(x.shape)}")
+    h, w = x.shape[-2:]
+    size = pre.input_size
+    if (h, w) == (size, size) or policy == "as-is":
+        return x
+    if policy == "error":
+        raise ValueError(
+            f"the frames are {h}x{w} but the model's input_size is {size}: choose a resize_policy "
+            f"explicitly: 'as-is' (feed {h}x{w} frames unchanged), 'resize' (resize them to "
+            f"{size}; changes the benchmark), 'center-crop' (only if {size} < {min(h, w)}), or "
+            f"evaluate on ImageNet-C/P generated at {size} px (the assembled-cnn protocol)"
+        )
+    if policy == "center-crop":
+        if size > h or size > w:
+            raise ValueError(
+                f"resize_policy 'center-crop' cannot crop {h}x{w} frames to {size}x{size}"
+            )
+        top = int(round((h - size) / 2.0))
+        left = int(round((w - size) / 2.0))
+        return x[..., top : top + size, left : left + size]
+    # "resize"
+    y = F.interpolate(
+        x.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True
+    )
+    if x.dtype == torch.uint8:
+        return y.round_().clamp_(0, 255).to(torch.uint8)
+    return y.to(x.dtype)
+
+
+def warn_resize_policy(pre: Preprocessing, policy: str, frame_size: int = FRAME_SIZE) -> None:
+    """One warning per run when a non-trivial policy changes the reference protocol."""
+    check_resize_policy(policy)
+    if pre.input_size != frame_size and policy in ("as-is", "resize", "center-crop"):
+        warnings.warn(
+            f"model input_size {pre.input_size} differs from the {frame_size}px ImageNet-C/P "
+            f"frames; resize_policy={policy!r} is applied, so the numbers are not the reference "
+            "protocol's -- report the policy with them",
+            UserWarning,
+            stacklevel=2,
+        )
