@@ -15,7 +15,10 @@ def sample_root() -> Path | None:
     """The 1,000-image val sample (one photo per class), or None when it is not on this machine."""
     candidates = [os.environ.get(SAMPLE_ENV)] if os.environ.get(SAMPLE_ENV) else []
     here = Path(__file__).resolve().parent.parent
-    candidates += [here.parent / "shared/data/imagenet-sample/val", here / "shared/data/imagenet-sample/val"]
+    candidates += [
+        here.parent / "shared/data/imagenet-sample/val",
+        here / "shared/data/imagenet-sample/val",
+    ]
     for c in candidates:
         if c and Path(c).is_dir():
             return Path(c)

@@ -114,9 +114,7 @@ def zoom_factors(severity: int) -> np.ndarray:
 def check_name(name: str) -> str:
     """Return ``name`` if it is one of the 19 corruptions, else raise a ValueError listing them."""
     if name not in SEVERITY_PARAMS:
-        raise ValueError(
-            f"unknown corruption {name!r}; expected one of: {', '.join(CORRUPTIONS)}"
-        )
+        raise ValueError(f"unknown corruption {name!r}; expected one of: {', '.join(CORRUPTIONS)}")
     return name
 
 
@@ -157,7 +155,9 @@ def resolve_severities(spec: str | None) -> tuple[int, ...]:
     try:
         values = tuple(int(s) for s in spec.split(",") if s.strip())
     except ValueError as exc:
-        raise ValueError(f"--severities must be integers in 1..5 such as '1,3', got {spec!r}") from exc
+        raise ValueError(
+            f"--severities must be integers in 1..5 such as '1,3', got {spec!r}"
+        ) from exc
     if not values:
         raise ValueError("--severities is empty; expected integers in 1..5 such as '1,3'")
     return tuple(check_severity(v) for v in values)
