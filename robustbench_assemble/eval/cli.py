@@ -1,0 +1,196 @@
+"""Command line of ``python -m robustbench_assemble.eval``: flags -> :class:`EvalConfig`.
+
+    python -m robustbench_assemble.eval --model NAME [--weights FILE] [--data VAL_DIR]
+        [--imagenet-c DIR] [--imagenet-p DIR] [--corruptions a,b|common|all]
+        [--severities 1,2] [--limit N] [--batch-size N] [--workers N] [--device D]
+        [--precision fp32|bf16|fp16] [--out DIR] [--source files|on-the-fly] [--seed N]
+        [--resize-policy P] [--compare FILE ...] [--baseline FILE] [--no-figures]
+
+With no data flag at all it evaluates the embedded smoke sample (five scikit-image photos,
+corruptions computed on the fly): a pipeline check that runs anywhere in a few minutes.
+User errors (a missing folder, an unknown model, ``--severities 0``) exit with status 2 and a
+one-line message; they never print a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..corruptions.params import resolve_names, resolve_severities
+from .loop import PRECISIONS
+from .sources import SOURCES
+
+EXIT_USER_ERROR = 2
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Everything one evaluation run depends on (validated)."""
+
+    model: str
+    weights: Path | None = None
+    data: Path | None = None
+    imagenet_c: Path | None = None
+    imagenet_p: Path | None = None
+    perturbations: str = "present"
+    corruptions: tuple[str, ...] = ()
+    severities: tuple[int, ...] = (1, 2, 3, 4, 5)
+    limit: int | None = None
+    batch_size: int | None = None
+    workers: int | None = None
+    device: str | None = None
+    precision: str = "fp32"
+    out: Path = Path("results")
+    source: str | None = None
+    seed: int = 0
+    resize_policy: str | None = None
+    compare: tuple[Path, ...] = ()
+    baseline: Path | None = None
+    figures: bool = True
+    progress: bool = True
+
+    @property
+    def smoke(self) -> bool:
+        """No data flag at all: evaluate the embedded smoke sample."""
+        return self.data is None and self.imagenet_c is None and self.imagenet_p is None
+
+    @property
+    def run_c(self) -> bool:
+        """ImageNet-C is evaluated unless only --imagenet-p was given."""
+        return self.smoke or self.data is not None or self.imagenet_c is not None
+
+    @property
+    def resolved_source(self) -> str:
+        if self.source is not None:
+            return self.source
+        return "files" if self.imagenet_c is not None else "on-the-fly"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m robustbench_assemble.eval",
+        description=(
+            "Evaluate an ImageNet classifier on ImageNet-C (clean accuracy, corruption "
+            "accuracy, mCE) and ImageNet-P (mFR, mT5D). Without data flags, runs the embedded "
+            "smoke sample (5 photos; a pipeline check, not an ImageNet result)."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--model", required=True, help="registered model name (see --list-models)")
+    p.add_argument(
+        "--weights", type=Path, help="checkpoint (.pt/.pth via weights_only, or .safetensors)"
+    )
+    p.add_argument(
+        "--data", type=Path, help="ImageNet val folder <wnid>/<file>.JPEG (clean images)"
+    )
+    p.add_argument("--imagenet-c", type=Path, help="ImageNet-C root (generated or released layout)")
+    p.add_argument("--imagenet-p", type=Path, help="ImageNet-P root (HDF5 files or MP4 tree)")
+    p.add_argument(
+        "--corruptions",
+        default="common",
+        help="common (15), all (19), extra, a,b,... or none (clean accuracy only)",
+    )
+    p.add_argument(
+        "--perturbations",
+        default="present",
+        help="ImageNet-P: present (those under --imagenet-p), test (10), all (14) or a,b,...",
+    )
+    p.add_argument("--severities", default="1,2,3,4,5", help="comma-separated severities in 1..5")
+    p.add_argument(
+        "--limit", type=int, help="evaluate a fixed subset of N images (spread over classes)"
+    )
+    p.add_argument("--batch-size", type=int, help="default: 256 on CUDA, 32 on CPU")
+    p.add_argument("--workers", type=int, help="DataLoader workers (default: min(8, CPU count))")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="fp16 needs CUDA")
+    p.add_argument("--out", type=Path, default=Path("results"), help="results root: <out>/<model>/")
+    p.add_argument(
+        "--source",
+        choices=SOURCES,
+        help="files: the ImageNet-C JPEGs (default with --imagenet-c); on-the-fly: corrupt val "
+        "images on the eval device (default without; not identical to the q85 JPEG files)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of on-the-fly corruptions and random init"
+    )
+    p.add_argument(
+        "--resize-policy",
+        help="how 224x224 ImageNet-C frames meet a model whose input size is not 224 "
+        "(default: the model's; the reference feeds the 224 frames as they are)",
+    )
+    p.add_argument(
+        "--compare",
+        type=Path,
+        nargs="+",
+        default=[],
+        metavar="FILE",
+        help="other models' result JSONs, drawn next to this one in the figures",
+    )
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="FILE",
+        help="a measured AlexNet result JSON replacing the published AlexNet errors",
+    )
+    p.add_argument("--no-figures", action="store_true", help="skip the PNG/PDF figures")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> EvalConfig:
+    """Parse and validate; any user error is a ValueError / FileNotFoundError naming the flag."""
+    ns = build_parser().parse_args(argv)
+    corruptions = () if ns.corruptions == "none" else resolve_names(ns.corruptions)
+    severities = resolve_severities(ns.severities)
+    if ns.limit is not None and ns.limit < 1:
+        raise ValueError(f"--limit must be a positive integer, got {ns.limit}")
+    if ns.batch_size is not None and ns.batch_size < 1:
+        raise ValueError(f"--batch-size must be a positive integer, got {ns.batch_size}")
+    if ns.workers is not None and ns.workers < 0:
+        raise ValueError(f"--workers must be >= 0, got {ns.workers}")
+    for flag, path in (
+        ("--data", ns.data),
+        ("--imagenet-c", ns.imagenet_c),
+        ("--imagenet-p", ns.imagenet_p),
+    ):
+        if path is not None and not path.is_dir():
+            raise FileNotFoundError(f"{flag} {path}: folder does not exist")
+    for flag, path in [("--weights", ns.weights), ("--baseline", ns.baseline)] + [
+        ("--compare", c) for c in ns.compare
+    ]:
+        if path is not None and not path.is_file():
+            raise FileNotFoundError(f"{flag} {path}: file does not exist")
+    if ns.source == "files" and ns.imagenet_c is None:
+        raise ValueError("--source files needs --imagenet-c DIR (the ImageNet-C JPEG tree)")
+    if ns.source == "on-the-fly" and ns.imagenet_c is not None and ns.data is None:
+        raise ValueError("--source on-the-fly corrupts val images: it needs --data VAL_DIR")
+    return EvalConfig(
+        model=ns.model,
+        weights=ns.weights,
+        data=ns.data,
+        imagenet_c=ns.imagenet_c,
+        imagenet_p=ns.imagenet_p,
+        perturbations=ns.perturbations,
+        corruptions=corruptions,
+        severities=severities,
+        limit=ns.limit,
+        batch_size=ns.batch_size,
+        workers=ns.workers,
+        device=ns.device,
+        precision=ns.precision,
+        out=ns.out,
+        source=ns.source,
+        seed=ns.seed,
+        resize_policy=ns.resize_policy,
+        compare=tuple(ns.compare),
+        baseline=ns.baseline,
+        figures=not ns.no_figures,
+        progress=not ns.no_progress,
+    )
+
+
+def default_workers() -> int:
+    return min(8, os.cpu_count() or 1)

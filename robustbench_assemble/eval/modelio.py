@@ -1,0 +1,87 @@
+"""Adapter between the model registry and the loop: a model plus how its input is made.
+
+The evaluation needs, for one model: the network, whether its weights are trained, a PIL ->
+uint8 clean transform (Resize + CenterCrop at the model's sizes, run on CPU workers), and two
+device-side functions uint8 batch -> normalised float batch: one for clean images (already at
+the model's input size) and one for 224x224 ImageNet-C frames, which applies the resize policy
+when the model's input size is not 224 (the reference feeds the 224 frames as they are).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from PIL import Image
+
+from ..models import create_model, list_models, transforms
+from ..models.registry import Preprocessing, registered
+
+Prepare = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class ModelIO:
+    model: nn.Module
+    preprocessing: Preprocessing
+    num_classes: int
+    trained: bool
+    resize_policy: str
+    clean_transform: Callable[[Image.Image], torch.Tensor]
+    clean_prepare: Prepare
+    frame_prepare: Prepare
+
+
+def check_model_name(name: str) -> str:
+    names = list_models()
+    if name not in names:
+        raise ValueError(f"unknown model {name!r}; available models: {', '.join(names)}")
+    return name
+
+
+def load_model(name: str, weights: Path | None = None, resize_policy: str | None = None) -> ModelIO:
+    """Build ``name`` (with ``weights`` if given) and its input pipeline."""
+    check_model_name(name)
+    model = create_model(name, weights=str(weights) if weights is not None else None)
+    prep: Preprocessing = getattr(model, "preprocessing", None) or registered()[name].preprocessing
+    trained = weights is not None or registered()[name].pretrained is not None
+    num_classes = _num_classes(model)
+    policy = transforms.check_resize_policy(resize_policy or transforms.DEFAULT_RESIZE_POLICY)
+
+    def clean_prepare(x: torch.Tensor) -> torch.Tensor:
+        return transforms.normalize_batch(x, prep, channels_last=True)
+
+    def frame_prepare(x: torch.Tensor) -> torch.Tensor:
+        # the policy acts on the normalised float batch (no extra uint8 rounding)
+        return transforms.adapt_frames(transforms.normalize_batch(x, prep), prep, policy)
+
+    return ModelIO(
+        model=model,
+        preprocessing=prep,
+        num_classes=num_classes,
+        trained=trained,
+        resize_policy=policy,
+        clean_transform=transforms.clean_transform(prep),
+        clean_prepare=clean_prepare,
+        frame_prepare=frame_prepare,
+    )
+
+
+def _num_classes(model: nn.Module) -> int:
+    for attr in ("num_classes",):
+        if isinstance(getattr(model, attr, None), int):
+            return getattr(model, attr)
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return last[-1].out_features if last else 1000
+
+
+def check_frames(io: ModelIO) -> None:
+    """Fail before any work if 224 frames cannot meet this model under its resize policy
+    (the default policy refuses a model whose input size is not 224), and warn once if the
+    chosen policy departs from the reference protocol."""
+    frame = torch.zeros(1, 3, transforms.FRAME_SIZE, transforms.FRAME_SIZE)
+    transforms.adapt_frames(frame, io.preprocessing, io.resize_policy)
+    transforms.warn_resize_policy(io.preprocessing, io.resize_policy)

@@ -1,0 +1,135 @@
+"""Results of a run -> files (via :mod:`robustbench_assemble.reporting`) and a short summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..corruptions.params import COMMON
+from .cli import EvalConfig
+from .runner import CResults
+
+SMOKE_FOOTNOTE = (
+    "SMOKE SAMPLE: 5 scikit-image photos with hand-chosen labels, corrupted on the fly; "
+    "a pipeline check, not an ImageNet result"
+)
+
+
+def config_dict(cfg: EvalConfig, results: CResults) -> dict[str, Any]:
+    """The exact settings, JSON-ready, recorded in the results file."""
+    return {
+        "model": cfg.model,
+        "data": str(cfg.data) if cfg.data else None,
+        "imagenet_c": str(cfg.imagenet_c) if cfg.imagenet_c else None,
+        "corruptions": list(cfg.corruptions),
+        "severities": list(cfg.severities),
+        **{k: v for k, v in results.meta.items() if k != "data_fingerprint"},
+    }
+
+
+def build_report(results: CResults, cfg: EvalConfig) -> dict:
+    """The ``imagenet_c.json`` content (built by :mod:`robustbench_assemble.reporting`)."""
+    from .. import reporting
+
+    counts = {
+        k: reporting.CellCounts(v.n, v.correct1, v.correct5) for k, v in results.cells.items()
+    }
+    clean = results.clean
+    info = {"footnote": SMOKE_FOOTNOTE} if results.meta.get("smoke_sample") else None
+    return reporting.build_imagenet_c_report(
+        results.model,
+        counts,
+        None if clean is None else reporting.CellCounts(clean.n, clean.correct1, clean.correct5),
+        config_dict(cfg, results),
+        reporting.collect_versions(),
+        results.meta.get("data_fingerprint"),
+        baseline=str(cfg.baseline) if cfg.baseline is not None else "alexnet",
+        model_info=info,
+    )
+
+
+def write_c_outputs(
+    results: CResults, cfg: EvalConfig, report: dict | None = None
+) -> dict[str, Path]:
+    """Write imagenet_c.json, unaggregated_results.csv and figures; return their paths."""
+    from .. import reporting
+
+    folder = cfg.out / results.model
+    folder.mkdir(parents=True, exist_ok=True)
+    report = report if report is not None else build_report(results, cfg)
+    paths = {"results": reporting.write_imagenet_c_json(folder / "imagenet_c.json", report)}
+    if results.cells:
+        frame = reporting.report_to_frame(report)
+        paths["csv"] = reporting.write_unaggregated_csv(folder / "unaggregated_results.csv", frame)
+    if cfg.figures:
+        paths.update(write_figures(cfg, folder))
+    return paths
+
+
+def write_figures(cfg: EvalConfig, folder: Path) -> dict[str, Path]:
+    """CE bars and error-vs-severity curves (PNG + PDF) of this model and the --compare ones."""
+    from .. import figures
+
+    baseline = str(cfg.baseline) if cfg.baseline is not None else "alexnet"
+    written = figures.make_figures(folder, cfg.compare, baseline)
+    return {f"figure {p.stem}.{p.suffix[1:]}": p for p in written if p.suffix == ".png"}
+
+
+def summary(results: CResults, report: dict, paths: dict[str, Path]) -> str:
+    """A short table for the terminal, with the numbers of the written report."""
+    d = report["details"]
+    lines = [f"\n{results.model} on {results.meta.get('data')}"]
+    if results.meta.get("smoke_sample"):
+        lines.append("  SMOKE SAMPLE: a pipeline check on 5 photos, not an ImageNet result")
+    if not results.meta.get("trained_weights"):
+        lines.append("  WARNING: untrained weights (random init): chance-level numbers")
+    if results.clean is not None:
+        c = results.clean
+        lines.append(f"  clean top-1       {100 * c.top1:6.2f} %  ({c.correct1}/{c.n} images)")
+    if report.get("corruptions_acc") is not None:
+        n = sum(1 for c, _ in results.cells if c in COMMON)
+        lines.append(
+            f"  corruptions acc   {float(report['corruptions_acc']):6.2f} %  "
+            f"(mean top-1 over {n} common corruption x severity cells)"
+        )
+    if d.get("mce_percent") is not None:
+        lines.append(f"  mCE               {d['mce_percent']:6.2f}    (15 x 5, AlexNet = 100)")
+        if d.get("relative_mce_percent") is not None:
+            lines.append(f"  relative mCE      {d['relative_mce_percent']:6.2f}")
+    else:
+        lines.append(
+            "  mCE                  n/a    (needs all 15 common corruptions x 5 severities)"
+        )
+    for name, path in paths.items():
+        lines.append(f"  {name}: {path}")
+    return "\n".join(lines)
+
+
+def write_clean_only(results: CResults, cfg: EvalConfig) -> Path:
+    """``--corruptions none``: ``<out>/<model>/clean.json`` (counts, accuracy, settings)."""
+    from ..atomic import atomic_write_json
+
+    c = results.clean
+    if c is None:
+        raise ValueError("--corruptions none needs clean images: pass --data VAL_DIR")
+    path = cfg.out / results.model / "clean.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entry = {
+        "model": results.model,
+        "clean": {"n": c.n, "top1_correct": c.correct1, "top5_correct": c.correct5},
+        "clean_acc": c.top1,
+        "clean_top5_acc": c.top5,
+        "config": config_dict(cfg, results),
+        "data_fingerprint": results.meta.get("data_fingerprint"),
+    }
+    atomic_write_json(path, entry)
+    return path
+
+
+def clean_summary(results: CResults, path: Path) -> str:
+    c = results.clean
+    return (
+        f"\n{results.model} on {results.meta.get('data')}\n"
+        f"  clean top-1 {100 * c.top1:6.2f} %  top-5 {100 * c.top5:6.2f} %  ({c.correct1}/{c.n})\n"
+        f"  results: {path}"
+    )

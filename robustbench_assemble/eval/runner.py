@@ -1,0 +1,282 @@
+"""One evaluation run: model + source + cells -> cached counts -> results (rank 0 writes).
+
+Data flows one way: :mod:`.sources` yields uint8 images, :mod:`.loop` turns them into counts,
+:mod:`.cache` keeps finished cells, and :mod:`robustbench_assemble.reporting` turns the counts
+into RobustBench JSON, CSV and figures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .._version import __version__
+from .cache import CLEAN, Cell, CellCache, file_sha256, state_dict_sha256
+from .cli import EvalConfig, default_workers
+from .distributed import DistContext, all_reduce_sum, barrier, broadcast_object
+from .loop import Counts, check_precision, evaluate_cell, prepare_model
+from .modelio import ModelIO, check_frames, load_model
+from .sources import FilesSource, OnTheFlySource, SmokeSource, Source, ValFolder
+
+log = logging.getLogger("robustbench_assemble.eval")
+
+
+@dataclass
+class CResults:
+    """Counts of one ImageNet-C run and where they came from."""
+
+    model: str
+    clean: Counts | None
+    cells: dict[tuple[str, int], Counts]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def build_source(cfg: EvalConfig, io: ModelIO, device: torch.device) -> Source:
+    """The source the flags ask for (see :mod:`.sources`)."""
+    if cfg.smoke:
+        return SmokeSource(io.clean_transform, cfg.seed, device)
+    val = ValFolder(cfg.data, cfg.limit) if cfg.data is not None else None
+    if cfg.resolved_source == "files":
+        return FilesSource(cfg.imagenet_c, val, cfg.limit, io.clean_transform, io.num_classes)
+    if val is None:
+        raise ValueError("--source on-the-fly needs --data VAL_DIR")
+    return OnTheFlySource(val, io.clean_transform, cfg.seed, device)
+
+
+def cells_of(cfg: EvalConfig, source: Source) -> list[Cell]:
+    cells = [CLEAN] if source.has_clean else []
+    return cells + [Cell(c, s) for c in cfg.corruptions for s in cfg.severities]
+
+
+def run_imagenet_c(cfg: EvalConfig, ctx: DistContext) -> CResults:
+    """Evaluate every cell (reusing cached ones); every rank returns the same summed counts."""
+    device = ctx.device
+    check_precision(cfg.precision, device)
+    torch.manual_seed(cfg.seed)  # a model without weights is a reproducible random init
+    io = load_model(cfg.model, cfg.weights, resize_policy=cfg.resize_policy)
+    model = prepare_model(io.model, device)
+    source = build_source(cfg, io, device)
+    cells = cells_of(cfg, source)
+    source.check(cells)
+    if any(not c.is_clean for c in cells):
+        check_frames(io)
+    if not io.trained and ctx.is_main:
+        warn_untrained(cfg.model)
+
+    batch_size = cfg.batch_size or (256 if device.type == "cuda" else 32)
+    workers = cfg.workers if cfg.workers is not None else default_workers()
+    if isinstance(source, SmokeSource):
+        workers = 0  # five images in memory: worker start-up would dominate
+
+    weights_hash = state_dict_sha256(io.model)
+    base_key = {
+        "model": cfg.model,
+        "weights_sha256": weights_hash,
+        "precision": cfg.precision,
+        "limit": cfg.limit,
+        "source": source.kind,
+        "resize_policy": io.resize_policy,
+        "package_version": __version__,
+    }
+    cache = CellCache(cfg.out / cfg.model / "cache") if ctx.is_main else CellCache(None)
+    cache.clean_up()
+
+    results: dict[Cell, Counts] = {}
+    fingerprints: list[str] = []
+    started = time.perf_counter()
+    for i, cell in enumerate(cells, 1):
+        data = source.cell(cell)
+        key = {**base_key, "cell": cell.name, "data_fingerprint": data.fingerprint}
+        fingerprints.append(f"{cell.name}:{data.fingerprint}")
+        if data.device_transform is not None:
+            # random draws depend on the generator's device and on how images are batched
+            key.update(
+                data.extra_key,
+                device_type=device.type,
+                batch_size=batch_size,
+                world_size=ctx.world_size,
+            )
+        cached = broadcast_object(cache.load(cell, key), ctx)
+        if cached is not None:
+            results[cell] = cached
+            if ctx.is_main:
+                log.info("[%d/%d] %s: cached %s", i, len(cells), cell, _fmt(cached))
+            continue
+        t0 = time.perf_counter()
+        local = evaluate_cell(
+            model,
+            data.dataset,
+            device=device,
+            prepare=io.frame_prepare if data.frames else io.clean_prepare,
+            batch_size=batch_size,
+            workers=workers,
+            precision=cfg.precision,
+            ctx=ctx,
+            device_transform=data.device_transform,
+            desc=str(cell),
+            progress=cfg.progress,
+        )
+        counts = Counts(*all_reduce_sum(local.as_list(), ctx))
+        if ctx.is_main:
+            cache.store(cell, key, counts)
+            log.info(
+                "[%d/%d] %s: %s (%.1f s)",
+                i,
+                len(cells),
+                cell,
+                _fmt(counts),
+                time.perf_counter() - t0,
+            )
+        results[cell] = counts
+    barrier(ctx)
+
+    meta = {
+        "source": source.kind,
+        "data": source.description,
+        "smoke_sample": isinstance(source, SmokeSource),
+        "limit": cfg.limit,
+        "precision": cfg.precision,
+        "device": str(device),
+        "world_size": ctx.world_size,
+        "batch_size": batch_size,
+        "seed": cfg.seed,
+        "resize_policy": io.resize_policy,
+        "weights": str(cfg.weights) if cfg.weights else None,
+        "weights_file_sha256": file_sha256(cfg.weights) if cfg.weights and ctx.is_main else None,
+        "state_dict_sha256": weights_hash,
+        "trained_weights": io.trained,
+        "package_version": __version__,
+        "seconds": round(time.perf_counter() - started, 1),
+        "data_fingerprint": _combine(fingerprints),
+    }
+    return CResults(
+        model=cfg.model,
+        clean=results.get(CLEAN),
+        cells={(c.corruption, c.severity): v for c, v in results.items() if not c.is_clean},
+        meta=meta,
+    )
+
+
+def _fmt(c: Counts) -> str:
+    return f"top-1 {100 * c.top1:.2f} % top-5 {100 * c.top5:.2f} % ({c.correct1}/{c.n})"
+
+
+def warn_untrained(name: str) -> None:
+    """Random-init numbers look like results; say loudly that they are not."""
+    warnings.warn(
+        f"model {name!r} has no trained weights (random initialisation): its accuracy is "
+        "chance level; pass --weights FILE to evaluate a trained checkpoint",
+        stacklevel=2,
+    )
+
+
+def _combine(fingerprints: list[str]) -> str:
+    """One 16-hex fingerprint of the data of all cells of the run."""
+    return hashlib.sha256("\n".join(sorted(fingerprints)).encode()).hexdigest()[:16]
+
+
+def run_imagenet_p(cfg: EvalConfig, ctx: DistContext) -> Path | None:
+    """``--imagenet-p DIR``: FP / T5D per perturbation via :mod:`robustbench_assemble.evaluate_p`
+    (single process: under torchrun, rank 0 evaluates it alone), written as imagenet_p.json.
+
+    Uses the published AlexNet flip probabilities, or the measured AlexNet of ``--baseline``
+    when it points to an ``imagenet_p.json``; without a measured baseline mT5D is null.
+    """
+    from .. import reporting
+    from ..evaluate_p import evaluate_imagenet_p
+
+    if not ctx.is_main:
+        return None
+    device = ctx.device
+    check_precision(cfg.precision, device)
+    torch.manual_seed(cfg.seed)
+    io = load_model(cfg.model, cfg.weights, resize_policy=cfg.resize_policy)
+    if not io.trained:
+        warn_untrained(cfg.model)
+    weights_hash = state_dict_sha256(io.model)
+    settings = f"{weights_hash}|{cfg.precision}|{io.resize_policy}|{cfg.limit}|{__version__}"
+    cache_dir = cfg.out / cfg.model / "cache_p" / hashlib.sha256(settings.encode()).hexdigest()[:16]
+    classes = None
+    if cfg.data is not None:
+        from ..datasets.imagenet import find_classes
+
+        classes = find_classes(cfg.data)
+    raw = evaluate_imagenet_p(
+        io.model.eval().to(device),
+        cfg.imagenet_p,
+        perturbations=_perturbations(cfg),
+        device=device,
+        precision=cfg.precision,
+        batch_size=cfg.batch_size or (256 if device.type == "cuda" else 32),
+        workers=cfg.workers if cfg.workers is not None else default_workers(),
+        limit=cfg.limit,
+        cache_dir=cache_dir,
+        classes=classes,
+        resize_policy=io.resize_policy,
+        progress=cfg.progress,
+    )
+    stats = {
+        k: reporting.SequenceStats(
+            v["n_videos"], v["frames_per_video"], v["flip_probability"], v["top5_distance"]
+        )
+        for k, v in raw.items()
+    }
+    baseline = (
+        cfg.baseline if cfg.baseline is not None and "imagenet_p" in cfg.baseline.name else None
+    )
+    config = {
+        "model": cfg.model,
+        "imagenet_p": str(cfg.imagenet_p),
+        "limit": cfg.limit,
+        "precision": cfg.precision,
+        "device": str(device),
+        "resize_policy": io.resize_policy,
+        "weights": str(cfg.weights) if cfg.weights else None,
+        "state_dict_sha256": weights_hash,
+        "trained_weights": io.trained,
+        "package_version": __version__,
+    }
+    sources = sorted(f"{k}:{v['source']}:{v['n_videos']}" for k, v in raw.items())
+    report = reporting.build_imagenet_p_report(
+        cfg.model,
+        stats,
+        config,
+        reporting.collect_versions(),
+        _combine(sources),
+        fp_baseline=str(baseline) if baseline else "alexnet",
+        t5d_baseline=str(baseline) if baseline else None,
+    )
+    path = reporting.write_imagenet_p_json(cfg.out / cfg.model / "imagenet_p.json", report)
+    if cfg.figures:
+        from .. import figures
+
+        figures.make_figures(cfg.out / cfg.model, cfg.compare, "alexnet")
+    return path
+
+
+def _perturbations(cfg: EvalConfig) -> tuple[str, ...] | str:
+    """``--perturbations present``: those with difficulty-1 data under --imagenet-p."""
+    if cfg.perturbations != "present":
+        return (
+            cfg.perturbations
+            if "," not in cfg.perturbations
+            else tuple(s.strip() for s in cfg.perturbations.split(",") if s.strip())
+        )
+    from ..datasets.imagenet_p import available_datasets
+
+    names = tuple(
+        dict.fromkeys(name for name, d, _ in available_datasets(cfg.imagenet_p) if d == 1)
+    )
+    if not names:
+        raise FileNotFoundError(
+            f"--imagenet-p {cfg.imagenet_p}: no ImageNet-P data found (expected <name>.h5 files "
+            "or <name>/<wnid>/*.mp4 folders)"
+        )
+    return names

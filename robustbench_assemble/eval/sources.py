@@ -1,0 +1,289 @@
+"""Where cell images come from: ImageNet-C files, on-the-fly corruption or the smoke sample.
+
+A *source* turns a :class:`~.cache.Cell` into :class:`CellData`: a Dataset of (uint8 3xHxW
+tensor, label) decoded on CPU workers, an optional device-side transform (on-the-fly
+corruption) and a fingerprint of the data the numbers depend on (part of the cache key).
+
+- ``files``: the 224x224 JPEGs of an ImageNet-C tree (generated or released layout), decoded
+  as they are (no resize, no crop: the reference evaluates them with ToTensor + Normalize);
+  clean images from the val folder with the model's Resize + CenterCrop.
+- ``on-the-fly``: each val image -> Resize(256) + CenterCrop(224) on a worker, then
+  ``corrupt_batch`` on the evaluation device. Not identical to the released files: those were
+  also saved as JPEG quality 85, which on-the-fly skips (see docs/BENCHMARKS.md).
+- ``smoke``: the embedded five-photo sample of :mod:`.smoke`, corrupted on the fly.
+
+With ``--limit N`` every cell (clean included) uses the same :func:`select_subset` images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from ..datasets.imagenet import Sample, find_classes, fingerprint, index_folder, select_subset
+from ..datasets.imagenet_c import ImageNetC, find_cell
+from ..images import load_rgb, resize_center_crop
+from .cache import Cell
+from .loop import DeviceTransform
+from .smoke import SMOKE_DESCRIPTION, load_smoke_sample, smoke_fingerprint
+
+SOURCES = ("files", "on-the-fly")
+
+#: PIL image -> uint8 3xHxW tensor at the model's input size (its clean preprocessing).
+CleanTransform = Callable[[Image.Image], torch.Tensor]
+
+
+@dataclass
+class CellData:
+    """What the loop needs for one cell."""
+
+    dataset: Dataset
+    fingerprint: str
+    device_transform: DeviceTransform | None = None
+    #: True for 224x224 ImageNet-C frames (the resize policy applies), False for clean images
+    #: already at the model's input size.
+    frames: bool = True
+    extra_key: dict = field(default_factory=dict)
+
+
+def frame_tensor(image: Image.Image) -> torch.Tensor:
+    """RGB PIL image -> Resize(256) + CenterCrop(224) -> uint8 3x224x224 (the generator's input)."""
+    return (
+        torch.from_numpy(resize_center_crop(image, 256, 224).copy()).permute(2, 0, 1).contiguous()
+    )
+
+
+class CleanFiles(Dataset):
+    """Val images with the model's clean preprocessing, as uint8 tensors (decoded on workers)."""
+
+    def __init__(self, samples: Sequence[Sample], transform: CleanTransform) -> None:
+        self.samples, self.transform = list(samples), transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        s = self.samples[index]
+        return self.transform(load_rgb(s.path)), s.label
+
+
+class FrameFiles(Dataset):
+    """Val images as the 224x224 uint8 frames ImageNet-C corrupts (for on-the-fly corruption)."""
+
+    def __init__(self, samples: Sequence[Sample]) -> None:
+        self.samples = list(samples)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        s = self.samples[index]
+        return frame_tensor(load_rgb(s.path)), s.label
+
+
+class InMemory(Dataset):
+    """A few (tensor, label) pairs held in memory (the smoke sample)."""
+
+    def __init__(self, items: Sequence[tuple[torch.Tensor, int]]) -> None:
+        self.items = list(items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.items[index]
+
+
+def batch_seed(seed: int, cell: Cell, first_index: int) -> int:
+    """Seed of the generator that corrupts one batch: (seed, corruption, severity, first index).
+
+    On-the-fly random corruptions therefore depend on the seed, the device type (CPU and CUDA
+    generators differ), the batch size and the number of processes; all are in the cache key.
+    """
+    text = f"{seed}|{cell.corruption}|{cell.severity}|{first_index}"
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") & (2**63 - 1)
+
+
+def on_the_fly(cell: Cell, seed: int, device: torch.device) -> DeviceTransform:
+    """The device transform that applies ``corrupt_batch`` to a uint8 batch."""
+    from ..corruptions import corrupt_batch
+
+    def transform(images: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        generator = torch.Generator(device=device)
+        generator.manual_seed(batch_seed(seed, cell, int(indices[0])))
+        return corrupt_batch(images, cell.corruption, cell.severity, generator=generator)
+
+    return transform
+
+
+class Source:
+    """Base class: ``cell(c)`` -> :class:`CellData`; ``check(cells)`` fails fast on missing data."""
+
+    kind: str = ""
+    description: str = ""
+    has_clean: bool = True
+
+    def check(self, cells: Sequence[Cell]) -> None:  # pragma: no cover - trivial default
+        return None
+
+    def cell(self, cell: Cell) -> CellData:
+        raise NotImplementedError
+
+
+class ValFolder:
+    """An ImageNet val folder indexed once: classes (sorted wnids) and the --limit subset."""
+
+    def __init__(self, root: str | os.PathLike, limit: int | None) -> None:
+        self.root = Path(root)
+        self.classes, samples = index_folder(self.root)
+        self.samples = select_subset(samples, limit)
+        self.fingerprint = fingerprint(self.samples)
+
+    @property
+    def relpaths(self) -> list[str]:
+        return [s.relpath for s in self.samples]
+
+
+class FilesSource(Source):
+    """ImageNet-C JPEG files (+ clean val images when ``val`` is given)."""
+
+    kind = "files"
+
+    def __init__(
+        self,
+        imagenet_c: str | os.PathLike,
+        val: ValFolder | None,
+        limit: int | None,
+        clean_transform: CleanTransform,
+        num_classes: int = 1000,
+    ) -> None:
+        self.root = Path(imagenet_c)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"--imagenet-c {self.root}: folder does not exist")
+        self.val, self.limit, self.clean_transform = val, limit, clean_transform
+        self.has_clean = val is not None
+        self.num_classes = num_classes
+        self._classes: list[str] | None = val.classes if val is not None else None
+        self.description = f"ImageNet-C files under {self.root}" + (
+            f", clean images from {val.root}" if val is not None else " (no clean images)"
+        )
+
+    def classes(self, any_cell: Cell) -> list[str]:
+        """The label order: the val folder's wnids, else a complete cell's own wnids."""
+        if self._classes is None:
+            folder = find_cell(self.root, any_cell.corruption, any_cell.severity)
+            classes = find_classes(folder)
+            if len(classes) != self.num_classes:
+                raise ValueError(
+                    f"{folder} holds {len(classes)} class folders, not {self.num_classes}: "
+                    "labels cannot be inferred; pass --data VAL_DIR so class indices follow "
+                    "the val folder's sorted wnids"
+                )
+            self._classes = classes
+        return self._classes
+
+    def check(self, cells: Sequence[Cell]) -> None:
+        for c in cells:
+            if not c.is_clean:
+                find_cell(self.root, c.corruption, c.severity)
+
+    def cell(self, cell: Cell) -> CellData:
+        if cell.is_clean:
+            if self.val is None:
+                raise ValueError("clean accuracy needs --data VAL_DIR")
+            ds = CleanFiles(self.val.samples, self.clean_transform)
+            return CellData(ds, self.val.fingerprint, frames=False)
+        if self.val is not None:
+            ds = ImageNetC(
+                self.root,
+                cell.corruption,
+                cell.severity,
+                self.val.classes,
+                relpaths=self.val.relpaths,
+            )
+        else:
+            ds = ImageNetC(
+                self.root, cell.corruption, cell.severity, self.classes(cell), limit=self.limit
+            )
+        return CellData(ds, ds.fingerprint(), frames=True)
+
+
+class OnTheFlySource(Source):
+    """Val images corrupted with ``corrupt_batch`` on the evaluation device."""
+
+    kind = "on-the-fly"
+
+    def __init__(
+        self, val: ValFolder, clean_transform: CleanTransform, seed: int, device: torch.device
+    ) -> None:
+        self.val, self.clean_transform, self.seed, self.device = val, clean_transform, seed, device
+        self.description = f"{val.root}, corrupted on the fly on {device.type} (seed {seed})"
+
+    def check(self, cells: Sequence[Cell]) -> None:
+        _require_corrupt_batch()
+
+    def cell(self, cell: Cell) -> CellData:
+        if cell.is_clean:
+            return CellData(
+                CleanFiles(self.val.samples, self.clean_transform),
+                self.val.fingerprint,
+                frames=False,
+            )
+        return CellData(
+            FrameFiles(self.val.samples),
+            self.val.fingerprint,
+            on_the_fly(cell, self.seed, self.device),
+            frames=True,
+            extra_key={"seed": self.seed},
+        )
+
+
+class SmokeSource(Source):
+    """The embedded five-photo sample (:mod:`.smoke`), corrupted on the fly."""
+
+    kind = "on-the-fly"
+    description = SMOKE_DESCRIPTION
+
+    def __init__(self, clean_transform: CleanTransform, seed: int, device: torch.device) -> None:
+        photos = load_smoke_sample()
+        self.fingerprint = "smoke-" + smoke_fingerprint(photos)
+        self.clean = InMemory([(clean_transform(im), label) for im, label in photos])
+        self.frames = InMemory([(frame_tensor(im), label) for im, label in photos])
+        self.seed, self.device = seed, device
+
+    def check(self, cells: Sequence[Cell]) -> None:
+        _require_corrupt_batch()
+
+    def cell(self, cell: Cell) -> CellData:
+        if cell.is_clean:
+            return CellData(self.clean, self.fingerprint, frames=False)
+        return CellData(
+            self.frames,
+            self.fingerprint,
+            on_the_fly(cell, self.seed, self.device),
+            frames=True,
+            extra_key={"seed": self.seed},
+        )
+
+
+def _require_corrupt_batch() -> None:
+    try:
+        from ..corruptions import corrupt_batch  # noqa: F401
+    except ImportError as exc:
+        raise ValueError(
+            "on-the-fly corruption needs robustbench_assemble.corruptions.corrupt_batch, "
+            "which is not available in this installation; use --imagenet-c DIR (files)"
+        ) from exc
+
+
+def pil_to_uint8_tensor(image: Image.Image) -> torch.Tensor:
+    """HxWx3 PIL -> uint8 3xHxW tensor."""
+    return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()

