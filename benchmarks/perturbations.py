@@ -1,6 +1,7 @@
 """ImageNet-P generation speed: our make_sequence against the reference's per-frame calls.
 
-    python benchmarks/perturbations.py [--images 2] [--names motion_blur brightness ...]
+    python benchmarks/perturbations.py [--images 2] [--names motion_blur brightness ...] \
+        [--device cpu|cuda] [--batch N]
 
 Baseline ("reference"): the per-frame computations of make_imagenet_p.py, re-expressed here
 (benchmark only) with the same library calls it made -- ``torch`` noise on ToTensor crops,
@@ -10,6 +11,11 @@ motion_blur and snow, skimage ``gaussian`` per frame, PIL ``Image.transform`` wi
 torchvision 0.2 affine matrix per frame, ``cv2.warpPerspective`` for tilt. It excludes what the
 reference did around them (writing 31 PNGs, running ffmpeg veryslow), which would only make
 the baseline slower. Both sides run single-threaded on the same photos in the same process.
+
+``--device`` also times the batched torch path (``make_sequence_batch``, ``--batch`` images
+per call, default all) on that device for the perturbations it covers: one warm-up call, then
+timed calls closed by ``torch.cuda.synchronize()`` on CUDA. With ``--device cpu`` that column
+is the torch path on one CPU thread (a correctness run, not the fast CPU path).
 """
 
 from __future__ import annotations
@@ -37,6 +43,10 @@ from robustbench_assemble.perturbations import make_sequence  # noqa: E402
 from robustbench_assemble.perturbations.geometry import (  # noqa: E402
     legacy_affine_inverse,
     tilt_homography,
+)
+from robustbench_assemble.perturbations.torch_backend import (  # noqa: E402
+    TORCH_PERTURBATIONS,
+    make_sequence_batch,
 )
 
 torch.set_num_threads(1)
@@ -84,6 +94,11 @@ def reference_sequence(img: Image.Image, name: str) -> list:
     elif name == "snow":
         layer = np.uint8(np.clip(np.random.normal(0.05, 0.3, (224, 224)), 0, 1) * 255)  # noqa: NPY002
         frames = [_wand(layer, 14, 4, i * 4 - 150) for i in range(31)]
+    elif name == "speckle_noise":
+        for _ in range(30):
+            z = np.array(crop) / 255.0
+            noisy = z + z * np.random.normal(size=z.shape, scale=0.05)  # noqa: NPY002
+            frames.append(np.uint8(255 * np.clip(noisy, 0, 1)))
     elif name in ("rotate", "scale", "shear"):
         key = {"rotate": "angle", "scale": "scale", "shear": "shear"}[name]
         for i in range(31):
@@ -92,6 +107,13 @@ def reference_sequence(img: Image.Image, name: str) -> list:
             frames.append(
                 center_crop(img.transform(img.size, Image.AFFINE, m, Image.BILINEAR), 224)
             )
+    elif name == "zoom_blur":
+        avg = torch.from_numpy(np.array(crop)).permute(2, 0, 1).float() / 255
+        for i in range(1, 31):
+            m = legacy_affine_inverse(img.size, scale=1 + 0.004 * i)
+            z = center_crop(img.transform(img.size, Image.AFFINE, m, Image.BILINEAR), 224)
+            avg += torch.from_numpy(np.array(z)).permute(2, 0, 1).float() / 255
+            frames.append((avg / (i + 1)).mul(255).byte())
     elif name == "tilt":
         arr = np.array(img)
         h, w = arr.shape[:2]
@@ -107,18 +129,45 @@ def reference_sequence(img: Image.Image, name: str) -> list:
     return frames
 
 
+def _torch_rate(imgs: list, name: str, device: str, batch: int, repeats: int = 2) -> float:
+    """Sequences/s of make_sequence_batch on ``device`` after a warm-up call."""
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    seeds = list(range(len(imgs)))
+    make_sequence_batch(imgs[:batch], name, seeds=seeds[:batch], device=device)  # warm-up
+    sync()
+    t = time.perf_counter()
+    for _ in range(repeats):
+        for s in range(0, len(imgs), batch):
+            make_sequence_batch(
+                imgs[s : s + batch], name, seeds=seeds[s : s + batch], device=device
+            )
+    sync()
+    return repeats * len(imgs) / (time.perf_counter() - t)
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--images", type=int, default=2)
     p.add_argument("--names", nargs="+", default=[
-        "gaussian_noise", "shot_noise", "motion_blur", "snow", "brightness", "gaussian_blur",
-        "rotate", "tilt",
+        "gaussian_noise", "shot_noise", "speckle_noise", "motion_blur", "zoom_blur", "snow",
+        "brightness", "gaussian_blur", "rotate", "scale", "shear", "tilt",
     ])  # fmt: skip
+    p.add_argument("--device", default=None, help="also time make_sequence_batch on cpu/cuda")
+    p.add_argument("--batch", type=int, default=None, help="images per torch call (default all)")
     args = p.parse_args()
     from conftest import sample_files
 
     imgs = [load_rgb(f) for f in sample_files(args.images, stride=97)]
-    print(f"{'perturbation':<16}{'reference seq/s':>16}{'ours seq/s':>12}{'speed-up':>10}")
+    if not imgs:
+        sys.exit("ImageNet sample not found (set ROBUSTBENCH_SAMPLE)")
+    batch = args.batch or len(imgs)
+    for im in imgs[:1]:  # compile the numba kernels outside the timings
+        for name in args.names:
+            make_sequence(im, name, seed=0)
+    head = f"{'perturbation':<16}{'reference seq/s':>16}{'ours seq/s':>12}{'speed-up':>10}"
+    if args.device:
+        head += f"{'torch ' + args.device + ' seq/s':>22}{'vs ref':>9}"
+    print(head)
     for name in args.names:
         t = time.perf_counter()
         for im in imgs:
@@ -128,7 +177,13 @@ def main() -> None:
         for im in imgs:
             make_sequence(im, name, seed=0)
         ours = len(imgs) / (time.perf_counter() - t)
-        print(f"{name:<16}{ref:>16.2f}{ours:>12.2f}{ours / ref:>9.1f}x")
+        line = f"{name:<16}{ref:>16.2f}{ours:>12.2f}{ours / ref:>9.1f}x"
+        if args.device and name in TORCH_PERTURBATIONS:
+            rate = _torch_rate(imgs, name, args.device, batch)
+            line += f"{rate:>22.2f}{rate / ref:>8.1f}x"
+        elif args.device:
+            line += f"{'-':>22}{'-':>9}"
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Generate ImageNet-P from an ImageNet val folder into HDF5 (one file per dataset).
 
     python -m robustbench_assemble.make_imagenet_p --src VAL_DIR --out perturbations/ \
-        [--perturbations NAME ...] [--difficulties 1 2 3] [--seed 0] [--workers N] [--limit N]
+        [--perturbations NAME ...] [--difficulties 1 2 3] [--seed 0] [--workers N] [--limit N] \
+        [--device cpu|cuda] [--batch-size 16]
 
 Each val image becomes one sequence per (perturbation, difficulty) with
 :func:`robustbench_assemble.perturbations.make_sequence`; the files follow
@@ -13,6 +14,14 @@ Deterministic: the random draws of a sequence depend only on ``--seed``, the ima
 path, the perturbation and the difficulty (not on worker count or order). Resumable: rerun the
 same command after an interruption; finished files are skipped, a partial one is continued.
 Parallel: ``--workers`` processes compute and compress sequences, this process writes them.
+
+``--device cuda`` computes the perturbations that have a torch path (noise, brightness and
+the warps: ``TORCH_PERTURBATIONS``) on the GPU, ``--batch-size`` images per call; the others
+still run the CPU generator in the workers. CUDA frames are deterministic per seed on a given
+GPU stack but are not the CPU's: noise comes from ``torch.Generator`` instead of numpy (other
+draws, same distributions) and the warps are float ``grid_sample`` emulations of PIL / OpenCV
+(<= 1 gray level on < 2 % of pixels, docs/FIDELITY.md). The HDF5 attribute ``generator``
+records which was used, and a partial file is only continued by the same one.
 """
 
 from __future__ import annotations
@@ -33,6 +42,12 @@ from .perturbations.params import source_difficulty
 from .perturbations.storage import SequenceWriter, encode_chunk, h5_path, is_complete
 
 Job = tuple[int, str, str, str, int, int]  # index, path, relpath, name, difficulty, seed
+
+#: ``generator`` attribute of files written by the CPU generator (2: exact-distribution noise
+#: sampler and compiled kernels; files of the earlier noise stream are not continued).
+CPU_GENERATOR = "numpy-2"
+CUDA_GENERATOR = "torch-cuda"
+DEVICES = ("cpu", "cuda")
 
 
 def produce(job: Job) -> tuple[int, bytes]:
@@ -69,6 +84,43 @@ def _results(jobs: list[Job], pool) -> Iterator[tuple[int, bytes]]:
         yield from pool.imap_unordered(produce, jobs, chunksize=1)
 
 
+def _load(job: Job):
+    """Worker: decode one photo (the CUDA path computes, the workers decode and compress)."""
+    return load_rgb(job[1])
+
+
+def _encode(item: tuple[int, object]) -> tuple[int, bytes]:
+    return item[0], encode_chunk(item[1])
+
+
+def _cuda_results(
+    jobs: list[Job], pool, batch_size: int, device: str
+) -> Iterator[tuple[int, bytes]]:
+    """Batches of ``batch_size`` images through ``make_sequence_batch`` on ``device``."""
+    from .perturbations.torch_backend import make_sequence_batch
+
+    for start in range(0, len(jobs), batch_size):
+        batch = jobs[start : start + batch_size]
+        images = list(map(_load, batch)) if pool is None else pool.map(_load, batch)
+        _, _, _, name, difficulty, seed = batch[0]
+        seeds = [sequence_seed(seed, job[2], name, difficulty) for job in batch]
+        frames = make_sequence_batch(images, name, difficulty, seeds, device=device).cpu().numpy()
+        items = [(job[0], frames[k]) for k, job in enumerate(batch)]
+        yield from map(_encode, items) if pool is None else pool.imap(_encode, items)
+
+
+def check_device(device: str) -> str:
+    """``'cpu'`` or ``'cuda'`` (``'cuda:N'`` too); cuda must be available."""
+    if not isinstance(device, str) or device.split(":")[0] not in DEVICES:
+        raise ValueError(f"--device must be 'cpu' or 'cuda', got {device!r}")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda was asked for but torch sees no CUDA device")
+    return device
+
+
 def generate(
     src: str | os.PathLike,
     out: str | os.PathLike,
@@ -79,12 +131,26 @@ def generate(
     workers: int = 0,
     limit: int | None = None,
     progress: bool = True,
+    device: str = "cpu",
+    batch_size: int = 16,
 ) -> list[Path]:
-    """Write (or finish) the HDF5 files; returns their paths. ``workers=0`` runs in-process."""
+    """Write (or finish) the HDF5 files; returns their paths. ``workers=0`` runs in-process.
+
+    ``device='cuda'``: perturbations with a torch path are computed on the GPU in batches of
+    ``batch_size`` images (see the module docstring for how those frames differ).
+    """
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"--seed must be a non-negative int, got {seed!r}")
     if workers < 0:
         raise ValueError(f"--workers must be >= 0, got {workers}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"--batch-size must be a positive int, got {batch_size!r}")
+    device = check_device(device)
+    torch_names: tuple[str, ...] = ()
+    if device != "cpu":
+        from .perturbations.torch_backend import TORCH_PERTURBATIONS
+
+        torch_names = TORCH_PERTURBATIONS
     names = resolve_names(perturbations)
     diffs = resolve_difficulties(difficulties)
     classes, samples = index_folder(src)
@@ -95,6 +161,7 @@ def generate(
     pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker) if workers else None
     try:
         for name, d in dataset_jobs(names, diffs):
+            on_gpu = name in torch_names
             path = h5_path(out, name, d)
             if path.exists():
                 if is_complete(path):
@@ -109,6 +176,7 @@ def generate(
                 labels=[s.label for s in samples],
                 classes=classes,
                 seed=seed,
+                generator=CUDA_GENERATOR if on_gpu else CPU_GENERATOR,
             )
             try:
                 jobs = [
@@ -122,7 +190,12 @@ def generate(
                     unit="seq",
                     disable=not progress,
                 )
-                for index, chunk in _results(jobs, pool):
+                results = (
+                    _cuda_results(jobs, pool, batch_size, device)
+                    if on_gpu
+                    else _results(jobs, pool)
+                )
+                for index, chunk in results:
                     writer.write(index, chunk)
                     bar.update()
                 bar.close()
@@ -163,6 +236,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--limit", type=int, default=None, help="first N images of the class-interleaved subset"
     )
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu (default) or cuda: GPU for the perturbations with a torch path",
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=16, help="images per GPU call with --device cuda"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -179,6 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers,
             limit=args.limit,
             progress=not args.no_progress,
+            device=args.device,
+            batch_size=args.batch_size,
         )
     except (ValueError, FileNotFoundError, NotADirectoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)

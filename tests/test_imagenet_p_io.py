@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import warnings
+import zlib
 from pathlib import Path
 
 import h5py
@@ -26,7 +27,7 @@ from robustbench_assemble.datasets.imagenet_p import (
 from robustbench_assemble.evaluate_p import evaluate_imagenet_p
 from robustbench_assemble.images import load_rgb
 from robustbench_assemble.import_imagenet_p import import_tree
-from robustbench_assemble.make_imagenet_p import generate
+from robustbench_assemble.make_imagenet_p import CPU_GENERATOR, generate
 from robustbench_assemble.perturbations import make_sequence, sequence_seed
 from robustbench_assemble.perturbations.storage import SequenceWriter, partial_path
 
@@ -106,11 +107,11 @@ def test_partial_file_is_continued_not_restarted(mini_val, tmp_path):
         labels, classes = f["labels"][()], [c.decode() for c in f["classes"][()]]
         first = f["frames"][1]
     w = SequenceWriter(target, perturbation="shot_noise", difficulty=2, filenames=names,
-                       labels=labels, classes=classes, seed=1)  # fmt: skip
+                       labels=labels, classes=classes, seed=1, generator=CPU_GENERATOR)  # fmt: skip
     w.write(1, first)  # out of order, then "killed"
     w.close()
     w = SequenceWriter(target, perturbation="shot_noise", difficulty=2, filenames=names,
-                       labels=labels, classes=classes, seed=1)  # fmt: skip
+                       labels=labels, classes=classes, seed=1, generator=CPU_GENERATOR)  # fmt: skip
     assert w.todo == [i for i in range(len(names)) if i != 1]
     w.close()
     generate(mini_val, out, perturbations=["shot_noise"], difficulties=[2], seed=1, progress=False)
@@ -170,7 +171,7 @@ def test_killed_run_resumes_to_identical_file(mini_val, tmp_path):
         warnings.simplefilter("error")  # the completed sequences are salvaged, not restarted
         w = SequenceWriter(
             out / "motion_blur.h5", perturbation="motion_blur", difficulty=1, filenames=rel,
-            labels=[0, 1, 2, 3], classes=wnids, seed=0,
+            labels=[0, 1, 2, 3], classes=wnids, seed=0, generator=CPU_GENERATOR,
         )  # fmt: skip
     assert len(w.todo) <= 4 - done
     w.close()
@@ -197,6 +198,66 @@ def test_worker_count_does_not_change_bytes(mini_val, tmp_path):
         progress=False,
     )[0]
     assert np.array_equal(_frames(a), _frames(b))
+
+
+def test_device_and_batch_size_arguments(mini_val, tmp_path):
+    with pytest.raises(ValueError, match="--device"):
+        generate(mini_val, tmp_path, perturbations=["rotate"], device="tpu", progress=False)
+    with pytest.raises(ValueError, match="--batch-size"):
+        generate(mini_val, tmp_path, perturbations=["rotate"], batch_size=0, progress=False)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA"):
+            generate(mini_val, tmp_path, perturbations=["rotate"], device="cuda", progress=False)
+    # a partial file of the other generator is not continued (its random frames differ)
+    w = SequenceWriter(tmp_path / "rotate.h5", perturbation="rotate", difficulty=1,
+                       filenames=["a/x.JPEG"], labels=[0], classes=["a"], seed=0,
+                       generator="torch-cuda")  # fmt: skip
+    w.close()
+    with pytest.raises(ValueError, match="generator"):
+        SequenceWriter(tmp_path / "rotate.h5", perturbation="rotate", difficulty=1,
+                       filenames=["a/x.JPEG"], labels=[0], classes=["a"], seed=0,
+                       generator="numpy-2")  # fmt: skip
+
+
+def test_batched_torch_path_does_not_depend_on_batch_size(mini_val):
+    """The --device cuda producer, run on the CPU: same frames for batch sizes 1 and 3."""
+    from robustbench_assemble.make_imagenet_p import _cuda_results
+    from robustbench_assemble.perturbations.torch_backend import make_sequence_batch
+
+    files = sorted(mini_val.rglob("*.JPEG"))[:3]
+    jobs = [(i, str(f), f"{f.parent.name}/{f.name}", "gaussian_noise", 2, 9)
+            for i, f in enumerate(files)]  # fmt: skip
+    one = dict(_cuda_results(jobs, None, 1, "cpu"))
+    three = dict(_cuda_results(jobs, None, 3, "cpu"))
+    assert one.keys() == three.keys() == {0, 1, 2}
+    for i, job in enumerate(jobs):
+        assert one[i] == three[i]
+        want = make_sequence_batch(
+            [load_rgb(files[i])], "gaussian_noise", 2, [sequence_seed(9, job[2], job[3], 2)]
+        )[0].numpy()
+        assert zlib.decompress(one[i]) == want.tobytes()
+
+
+@pytest.mark.gpu
+def test_generate_on_cuda(mini_val, tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    paths = generate(mini_val, tmp_path, perturbations=["shot_noise", "rotate", "snow"],
+                     difficulties=[1], seed=3, device="cuda", batch_size=3,
+                     progress=False)  # fmt: skip
+    for path in paths:
+        with h5py.File(path, "r") as f:
+            name = str(f.attrs["perturbation"])
+            assert f.attrs["generator"] == ("numpy-2" if name == "snow" else "torch-cuda")
+    ds = open_imagenet_p(tmp_path, "rotate")
+    for i, rel in enumerate(ds.filenames):
+        cpu = make_sequence(load_rgb(mini_val / rel), "rotate")
+        d = np.abs(ds[i][0].astype(int) - cpu)
+        assert d.max() <= 1 and (d > 0).mean() < 0.02
+    again = generate(mini_val, tmp_path / "again", perturbations=["shot_noise"],
+                     difficulties=[1], seed=3, device="cuda", batch_size=2,
+                     progress=False)[0]  # fmt: skip
+    assert np.array_equal(_frames(again), _frames(tmp_path / "shot_noise.h5"))
 
 
 def test_mp4_round_trip_and_import(mini_val, tmp_path):

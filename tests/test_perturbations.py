@@ -367,6 +367,154 @@ def test_zoom_blur_running_mean(photos256):
             _assert_close(seq[i], ref, max_diff=1, max_frac=1e-3)
 
 
+def _pil_affine_crops(img256: Image.Image, name: str) -> np.ndarray:
+    """make_imagenet_p.py's path: PIL ``Image.transform`` of the whole 256 image, then crop."""
+    from robustbench_assemble.perturbations.geometry import legacy_affine_inverse
+
+    key = {"rotate": "angle", "scale": "scale", "shear": "shear", "zoom_blur": "scale"}[name]
+    params = SCHEDULES[name].frame_params
+    frames = []
+    for p in params[1:] if name == "zoom_blur" else params:
+        data = legacy_affine_inverse(img256.size, **{key: p})
+        frames.append(_crop(img256.transform(img256.size, Image.AFFINE, data, Image.BILINEAR)))
+    return np.stack(frames)
+
+
+def _check_affine_bit_for_bit(img):
+    img256 = _resized(img)
+    for name in ("rotate", "scale", "shear"):
+        assert np.array_equal(make_sequence(img, name), _pil_affine_crops(img256, name)), name
+    # zoom_blur: the torch running mean of make_imagenet_p.py over PIL's zoomed crops
+    zoomed = _pil_affine_crops(img256, "zoom_blur")
+    avg = torch.from_numpy(_crop(img256).copy()).float().div(255)
+    want = [_crop(img256)]
+    for i, z in enumerate(zoomed, start=1):
+        avg += torch.from_numpy(z).float().div(255)
+        want.append((avg / (i + 1)).mul(255).byte().numpy())
+    assert np.array_equal(make_sequence(img, "zoom_blur"), np.stack(want))
+
+
+def test_affine_warps_are_pil_bit_for_bit(photos256):
+    """The compiled warp (crop only) equals PIL's bilinear ``Image.transform`` on every frame."""
+    _check_affine_bit_for_bit(photos256[1])
+
+
+@pytest.mark.slow
+def test_affine_warps_are_pil_bit_for_bit_on_many_photos():
+    from robustbench_assemble.images import load_rgb
+
+    files = sample_files(40, stride=25)
+    if not files:
+        pytest.skip("ImageNet sample not found")
+    for f in files:
+        _check_affine_bit_for_bit(load_rgb(f))
+
+
+def test_affine_kernel_edges_and_outside():
+    """Tiny images and extreme warps: clamped edges, the 'outside -> 0' test, negative FLOOR."""
+    from robustbench_assemble.perturbations.kernels import affine_bilinear_crops
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (9, 7, 3), dtype=np.uint8)
+    pil = Image.fromarray(img)
+    mats = np.array(
+        [
+            (1.0, 0.0, 0.0, 0.0, 1.0, 0.0),
+            (0.5, 0.0, -0.3, 0.0, 0.5, -0.2),
+            (1.3, 0.4, -2.0, -0.3, 1.1, 1.5),
+            (0.9, -0.2, 0.7, 0.25, 0.8, -0.6),
+            (2.0, 0.0, -3.0, 0.0, 2.0, -4.0),
+        ]
+    )
+    for src in (img, img.astype(np.float64)):  # both image dtypes the kernel accepts
+        out = np.empty((len(mats), 9, 9, 3), np.uint8)
+        affine_bilinear_crops(np.ascontiguousarray(src), mats, 0, 0, 9, out)
+        for m, got in zip(mats, out):
+            ref = np.asarray(pil.transform((9, 9), Image.AFFINE, tuple(m), Image.BILINEAR))
+            assert np.array_equal(got, ref)
+
+
+def test_gaussian_blur_every_frame_matches_skimage(photos256):
+    crop = _crop(_resized(photos256[2]))
+    seq = make_sequence(photos256[2], "gaussian_blur")
+    for i, s in enumerate(SCHEDULES["gaussian_blur"].frame_params):
+        ref = np.uint8(255 * sk_gaussian(crop / 255.0, sigma=s, channel_axis=-1, truncate=6.0))
+        assert np.array_equal(seq[i], ref), i
+
+
+def _direct_noise(levels: np.ndarray, name: str, level: float, seed: int) -> np.ndarray:
+    """Noisy pixels drawn the reference's way: a variate per pixel, then the float chain."""
+    if name == "gaussian_noise":  # torch float32, as make_imagenet_p.py
+        x = torch.from_numpy(levels).float().div(255)
+        g = torch.Generator().manual_seed(seed)
+        n = torch.randn(x.shape, generator=g)
+        return (torch.clamp(x + level * n, 0, 1) * 255).byte().numpy()
+    rng = np.random.default_rng(seed)
+    x = levels / 255.0
+    if name == "shot_noise":
+        return np.uint8(255 * np.clip(rng.poisson(x * level) / level, 0, 1))
+    return np.uint8(255 * np.clip(x + x * rng.normal(size=x.shape, scale=level), 0, 1))
+
+
+@pytest.mark.parametrize(
+    "name,difficulty",
+    [
+        ("gaussian_noise", 1),
+        ("shot_noise", 3),
+        ("speckle_noise", 2),
+        pytest.param("gaussian_noise", 3, marks=pytest.mark.slow),
+        pytest.param("shot_noise", 1, marks=pytest.mark.slow),
+        pytest.param("shot_noise", 2, marks=pytest.mark.slow),
+        pytest.param("speckle_noise", 1, marks=pytest.mark.slow),
+        pytest.param("speckle_noise", 3, marks=pytest.mark.slow),
+    ],
+)
+def test_noise_sampler_matches_the_reference_chain(name, difficulty):
+    """Per input level, our sampled pixels and directly drawn ones have the same histogram.
+
+    Two-sample chi-square per level (bins with >= 20 expected counts, tails pooled); 60,000
+    pixels per level and side detect a 3 % change of the noise strength (checked when written).
+    """
+    from scipy.stats import chi2_contingency
+
+    from robustbench_assemble.perturbations.noise import noise_frames
+
+    level = SCHEDULES[name].noise_levels[difficulty - 1]
+    values = np.array([1, 20, 77, 128, 190, 250, 255], dtype=np.uint8)
+    crop = np.repeat(values, 20000 * 3).reshape(len(values), 20000, 3)
+    ours = noise_frames(crop, name, level, np.random.default_rng(difficulty), frames=1)[0]
+    ref = _direct_noise(crop, name, level, seed=100 + difficulty)
+    for i, v in enumerate(values):
+        a = np.bincount(ours[i].ravel(), minlength=256)
+        b = np.bincount(ref[i].ravel(), minlength=256)
+        keep = (a + b) >= 40
+        if keep.sum() < 2:  # (almost) deterministic output: must be identical
+            assert np.array_equal(a, b), (name, v)
+            continue
+        table = np.stack([a[keep], b[keep]])
+        table = np.c_[table, [a[~keep].sum(), b[~keep].sum()]] if (~keep).any() else table
+        table = table[:, table.sum(0) > 0]
+        p = chi2_contingency(table)[1]
+        assert p > 1e-4, (name, int(v), p)
+
+
+def test_noise_output_cdf_against_scipy_and_torch():
+    """The tables: Poisson CDF at the mapped counts, and float32 gaussian thresholds."""
+    from scipy.stats import poisson
+
+    from robustbench_assemble.perturbations.noise import output_cdf
+
+    cdf = output_cdf("shot_noise", 60.0)
+    lam = 128 / 255.0 * 60.0
+    # out = uint8(255 * K / 60) = floor(4.25 K): out <= 127 <=> K <= 30 (4.25 * 30 = 127.5)
+    assert cdf[128, 127] == pytest.approx(poisson.cdf(30, lam), abs=1e-15)
+    assert cdf[0, 0] == 1.0
+    g = output_cdf("gaussian_noise", 0.03)
+    # P(out <= 127 | v = 128) = P(128/255 + 0.03 n < 128/255 (float32)) = P(n < ~0) ~ 1/2
+    assert g[128, 127] == pytest.approx(0.5, abs=1e-3)
+    assert np.all(np.diff(g, axis=1) >= 0) and np.all(g[:, 255] == 1.0)
+
+
 # ------------------------------------------------------------------------- torch backend
 
 

@@ -1,7 +1,9 @@
 """ImageNet-P perturbation sequences: ``make_sequence`` (numpy) and a batched torch path.
 
-Vocabulary and schedules live in :mod:`.params`; the CPU generator in :mod:`.numpy_backend`;
-the GPU path for noise, brightness and the geometric warps in :mod:`.torch_backend`.
+Vocabulary and schedules live in :mod:`.params`; the CPU generator in :mod:`.numpy_backend`
+(its compiled inner loops in :mod:`.kernels`, the exact-distribution noise sampler in
+:mod:`.noise`); the GPU path for noise, brightness and the geometric warps in
+:mod:`.torch_backend`.
 """
 
 from .numpy_backend import make_sequence

@@ -2,10 +2,12 @@
 
 Each function reproduces the reference's per-frame arithmetic (dtype, clipping, truncation by
 ``np.uint8``/``.byte()``) but computes what is shared between frames once: the HSV conversion of
-brightness, the snow layer, the warp of only the 224 crop. Randomness comes from an explicit
-``np.random.Generator`` (the reference used numpy's and torch's global generators; the
-distributions are the reference's, the streams cannot be). Differences are listed and measured
-in docs/FIDELITY.md ("ImageNet-P").
+brightness, the snow layer, the warp of only the 224 crop. The PIL warps and the gaussian blur
+run as compiled replicas of the library's arithmetic (:mod:`.kernels`, bit-identical); noise
+pixels are drawn from the reference chain's exact output distribution (:mod:`.noise`).
+Randomness comes from an explicit ``np.random.Generator`` (the reference used numpy's and
+torch's global generators; the distributions are the reference's, the streams cannot be).
+Differences are listed and measured in docs/FIDELITY.md ("ImageNet-P").
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from ..corruptions.motion import motion_blur, quantize_like_imagemagick
 from ..corruptions.rng import Seed, as_generator
 from ..images import resize_short_side
 from .geometry import crop_offsets, legacy_affine_inverse, tilt_homography
+from .kernels import affine_bilinear_crops, gaussian_blur_frames, running_mean_frames
+from .noise import noise_frames
 from .params import CROP, RESIZE, SCHEDULES, check_difficulty, check_name
 
 
@@ -53,26 +57,15 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- noise
 
 
-def gaussian_noise(crop: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
-    """torch: ``clamp(x + sigma * randn_like(x), 0, 1)`` in float32, then ``.mul(255).byte()``."""
-    x = crop.astype(np.float32) / np.float32(255)
-    noise = rng.standard_normal((30, *crop.shape), dtype=np.float32) * np.float32(sigma)
-    frames = (np.clip(x + noise, 0, 1) * np.float32(255)).astype(np.uint8)
-    return np.concatenate([crop[None], frames])
+def noise_sequence(crop: np.ndarray, name: str, level: float, rng: np.random.Generator):
+    """Clean frame 0, then 30 independent draws of the reference's noisy pixel distribution.
 
-
-def shot_noise(crop: np.ndarray, c: float, rng: np.random.Generator) -> np.ndarray:
-    """``np.uint8(255 * clip(poisson(x * c) / c, 0, 1))`` on float64 (x = crop / 255)."""
-    x = crop / 255.0
-    frames = _to_uint8(rng.poisson(np.broadcast_to(x * c, (30, *crop.shape))) / c)
-    return np.concatenate([crop[None], frames])
-
-
-def speckle_noise(crop: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
-    """``np.uint8(255 * clip(x + x * N(0, sigma), 0, 1))`` on float64."""
-    x = crop / 255.0
-    frames = _to_uint8(x + x * rng.normal(size=(30, *crop.shape), scale=sigma))
-    return np.concatenate([crop[None], frames])
+    gaussian_noise: ``byte(clamp(x + sigma * randn, 0, 1) * 255)`` in float32 (torch);
+    shot_noise: ``np.uint8(255 * clip(poisson(x * c) / c, 0, 1))``; speckle_noise:
+    ``np.uint8(255 * clip(x + x * N(0, sigma), 0, 1))`` (float64). Sampled per pixel from the
+    exact output distribution of that chain (:mod:`.noise`), one 32-bit draw per value.
+    """
+    return np.concatenate([crop[None], noise_frames(crop, name, level, rng)])
 
 
 # --------------------------------------------------------------------------- photometric
@@ -124,15 +117,31 @@ def brightness_sequence(crop: np.ndarray, deltas: tuple) -> np.ndarray:
     return out
 
 
+def gaussian_kernel_halves(sigmas: tuple, truncate: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
+    """scipy's ``gaussian_filter1d`` kernels as (weights[t, j] at offset -j, radii[t]).
+
+    Same formula as scipy's ``_gaussian_kernel1d`` (radius ``int(truncate * sigma + 0.5)``,
+    ``exp(-0.5 / sigma**2 * x**2)`` normalised by its sum), so the weights are bit-identical.
+    """
+    radii = np.array([int(truncate * float(s) + 0.5) for s in sigmas], dtype=np.int64)
+    weights = np.zeros((len(sigmas), int(radii.max()) + 1))
+    for t, (s, r) in enumerate(zip(sigmas, radii)):
+        x = np.arange(-r, r + 1)
+        phi = np.exp(-0.5 / (s * s) * x**2)
+        phi = phi / phi.sum()
+        weights[t, : r + 1] = phi[r::-1]  # offsets 0, -1, ..., -r
+    return weights, radii
+
+
 def gaussian_blur_sequence(crop: np.ndarray, sigmas: tuple) -> np.ndarray:
-    """skimage ``gaussian(x, sigma, truncate=6)`` per channel (mode 'nearest'), truncated."""
-    x = crop / 255.0
+    """skimage ``gaussian(x, sigma, truncate=6)`` per channel (mode 'nearest'), truncated.
+
+    :func:`.kernels.gaussian_blur_frames` repeats scipy's separable symmetric correlation
+    operation for operation (bit-identical, tested on every frame) without its per-call setup.
+    """
+    weights, radii = gaussian_kernel_halves(sigmas)
     out = np.empty((len(sigmas), *crop.shape), dtype=np.uint8)
-    for i, s in enumerate(sigmas):
-        out[i] = (255 * gaussian_filter(x, (s, s, 0), mode="nearest", truncate=6.0)).astype(
-            np.uint8
-        )
-    return out
+    return gaussian_blur_frames(np.ascontiguousarray(crop / 255.0), weights, radii, out)
 
 
 def clipped_zoom(img: np.ndarray, zoom_factor: float) -> np.ndarray:
@@ -213,21 +222,20 @@ def spatter_sequence(crop: np.ndarray, extra: tuple, frames: int, rng: np.random
 # --------------------------------------------------------------------------- geometric
 
 
-def _affine_crops(img256: Image.Image, specs: list[dict], resample: int) -> np.ndarray:
-    """PIL affine warp (torchvision 0.2 matrix) of the whole 256 image, then the 224 crop.
+def _affine_crops(img256: Image.Image, specs: list[dict]) -> np.ndarray:
+    """PIL bilinear affine warp (torchvision 0.2 matrix) of the 256 image, then the 224 crop.
 
-    The whole image is warped, as in the reference: PIL steps its source coordinates
-    incrementally along each row, so warping only the crop region (shifted matrix) is ~1.7x
-    faster but moves 0.5 % of scale pixels by one gray level (measured); we keep bit identity.
+    Computed by :func:`.kernels.affine_bilinear_crops`, Pillow's arithmetic on the crop's
+    pixels only (with the full image's coordinates): bit-identical to
+    ``img256.transform(size, Image.AFFINE, data, Image.BILINEAR)`` cropped (tested).
     """
     w, h = img256.size
     left, top = crop_offsets(w, h, CROP)
+    mats = np.array([legacy_affine_inverse((w, h), **spec) for spec in specs], dtype=np.float64)
     out = np.empty((len(specs), CROP, CROP, 3), dtype=np.uint8)
-    for i, spec in enumerate(specs):
-        data = legacy_affine_inverse((w, h), **spec)
-        full = np.asarray(img256.transform((w, h), Image.AFFINE, data, resample))
-        out[i] = full[top : top + CROP, left : left + CROP]
-    return out
+    # the 8-bit values as doubles: PIL converts each one anyway; converting once is faster
+    arr = np.asarray(img256, dtype=np.uint8).astype(np.float64)
+    return affine_bilinear_crops(arr, mats, left, top, CROP, out)
 
 
 def translate_sequence(img256: Image.Image, shifts: tuple) -> np.ndarray:
@@ -259,14 +267,9 @@ def tilt_sequence(img256: Image.Image, angles: tuple) -> np.ndarray:
 
 def zoom_blur_sequence(img256: Image.Image, crop: np.ndarray, scales: tuple) -> np.ndarray:
     """Running mean of zoomed crops, as ToTensor (float32 /255) sums and ``.mul(255).byte()``."""
-    zoomed = _affine_crops(img256, [{"scale": s} for s in scales[1:]], Image.BILINEAR)
+    zoomed = _affine_crops(img256, [{"scale": s} for s in scales[1:]])
     out = np.empty((len(scales), CROP, CROP, 3), dtype=np.uint8)
-    out[0] = crop
-    avg = crop.astype(np.float32) / np.float32(255)
-    for i in range(1, len(scales)):
-        avg += zoomed[i - 1].astype(np.float32) / np.float32(255)
-        out[i] = (avg / np.float32(i + 1) * np.float32(255)).astype(np.uint8)
-    return out
+    return running_mean_frames(np.ascontiguousarray(crop), zoomed, out)
 
 
 # --------------------------------------------------------------------------- entry point
@@ -295,12 +298,9 @@ def make_sequence(
     img256 = prepare_image(image)
     if sched.order == "photometric":
         crop = crop224(img256)
-        if name == "gaussian_noise":
-            return gaussian_noise(crop, sched.noise_levels[difficulty - 1], as_generator(seed))
-        if name == "shot_noise":
-            return shot_noise(crop, sched.noise_levels[difficulty - 1], as_generator(seed))
-        if name == "speckle_noise":
-            return speckle_noise(crop, sched.noise_levels[difficulty - 1], as_generator(seed))
+        if sched.is_noise:
+            level = sched.noise_levels[difficulty - 1]
+            return noise_sequence(crop, name, level, as_generator(seed))
         if name == "motion_blur":
             return motion_blur_sequence(crop, sched.frame_params)
         if name == "brightness":
@@ -326,5 +326,5 @@ def make_sequence(
             specs = [{"shear": s} for s in sched.frame_params]
         else:  # pragma: no cover - SCHEDULES and this table are kept in step by the tests
             raise AssertionError(name)
-        return _affine_crops(img256, specs, Image.BILINEAR)
+        return _affine_crops(img256, specs)
     raise AssertionError(name)  # pragma: no cover

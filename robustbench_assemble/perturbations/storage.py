@@ -8,7 +8,9 @@ Layout of ``<out>/<name>[_2|_3].h5`` (the release's folder names, plus ``.h5``):
 - ``classes``: the sorted wnid list the labels index into;
 - ``completed``: (N,) bool, set after each sequence is on disk;
 - attributes: ``perturbation``, ``difficulty``, ``frames_per_sequence``, ``seed`` (-1 when
-  imported), ``source`` ("generated" / "mp4"), ``package_version``, ``format_version``,
+  imported), ``source`` ("generated" / "mp4"), ``generator`` (which code drew the frames:
+  ``"numpy-2"`` for the CPU generator, ``"torch-cuda"`` for the batched GPU path, ``"none"``
+  for imports; random frames differ between them), ``package_version``, ``format_version``,
   ``compression``, ``complete``.
 
 A run writes ``<file>.h5.partial`` (HDF5 in SWMR mode, so a killed writer leaves a readable
@@ -81,6 +83,7 @@ class SequenceWriter:
         classes: Sequence[str],
         seed: int | None,
         source: str = "generated",
+        generator: str = "none",
     ) -> None:
         self.path = Path(path)
         self.partial = partial_path(self.path)
@@ -91,6 +94,7 @@ class SequenceWriter:
             "frames_per_sequence": self.frames,
             "seed": -1 if seed is None else int(seed),
             "source": source,
+            "generator": generator,
             "format_version": FORMAT_VERSION,
         }
         self.filenames = list(filenames)
