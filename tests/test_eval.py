@@ -329,3 +329,29 @@ def test_untrained_model_warns(tmp_path, capsys):
     assert _eval([*argv, "--severities", "1", "--no-figures"]) == 0
     captured = capsys.readouterr()
     assert "untrained weights" in captured.out
+
+
+# ------------------------------------------------------------- resize policy "native"
+
+
+def test_native_policy_corrupts_at_the_models_size(tmp_path, imagenet_c, sample_dir, capsys):
+    """assembled-cnn's protocol: val -> Resize(292) + CenterCrop(256) -> corrupt at 256 px."""
+    from robustbench_assemble.eval.sources import FrameFiles, frame_tensor
+    from robustbench_assemble.images import load_benchmark_image, load_rgb
+
+    photo = sorted(sample_dir.glob("*/*.JPEG"))[0]
+    assert tuple(frame_tensor(load_rgb(photo), (292, 256)).shape) == (3, 256, 256)
+    default = frame_tensor(load_rgb(photo)).permute(1, 2, 0).numpy()
+    assert (default == load_benchmark_image(photo)).all()  # the generator's 256/224 protocol
+    assert FrameFiles([]).geometry == (256, 224)
+
+    argv = ["--model", "assemble_r50", "--out", str(tmp_path), "--corruptions", "contrast"]
+    assert _eval([*argv, "--severities", "1", "--no-figures", "--resize-policy", "native"]) == 0
+    report = json.loads((tmp_path / "assemble_r50" / "imagenet_c.json").read_text())
+    assert report["details"]["config"]["resize_policy"] == "native"
+    # without an explicit policy a 256-input model is refused on 224 frames
+    assert "resize_policy" in _error([*argv, "--severities", "1"], capsys)
+    # native cannot use the 224 files
+    files = _files_argv(sample_dir, imagenet_c, tmp_path / "f")
+    files[files.index("--model") + 1] = "assemble_r50"
+    assert "--source on-the-fly" in _error([*files, "--resize-policy", "native"], capsys)

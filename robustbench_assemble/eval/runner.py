@@ -18,12 +18,13 @@ from typing import Any
 import torch
 
 from .._version import __version__
+from ..models.transforms import warn_resize_policy
 from .cache import CLEAN, Cell, CellCache, file_sha256, state_dict_sha256
 from .cli import EvalConfig, default_workers
 from .distributed import DistContext, all_reduce_sum, barrier, broadcast_object
 from .loop import Counts, check_precision, evaluate_cell, prepare_model
 from .modelio import ModelIO, check_frames, load_model
-from .sources import FilesSource, OnTheFlySource, SmokeSource, Source, ValFolder
+from .sources import FRAME_GEOMETRY, FilesSource, OnTheFlySource, SmokeSource, Source, ValFolder
 
 log = logging.getLogger("robustbench_assemble.eval")
 
@@ -40,14 +41,22 @@ class CResults:
 
 def build_source(cfg: EvalConfig, io: ModelIO, device: torch.device) -> Source:
     """The source the flags ask for (see :mod:`.sources`)."""
+    native = io.resize_policy == "native"
+    # resize policy "native": corrupt at the model's own Resize + CenterCrop (assembled-cnn)
+    geometry = (io.preprocessing.resize, io.preprocessing.input_size) if native else FRAME_GEOMETRY
     if cfg.smoke:
-        return SmokeSource(io.clean_transform, cfg.seed, device)
+        return SmokeSource(io.clean_transform, cfg.seed, device, geometry)
     val = ValFolder(cfg.data, cfg.limit) if cfg.data is not None else None
     if cfg.resolved_source == "files":
+        if native:
+            raise ValueError(
+                "--resize-policy native corrupts val images at the model's input size on the "
+                "fly; it needs --source on-the-fly (the ImageNet-C files are 224x224)"
+            )
         return FilesSource(cfg.imagenet_c, val, cfg.limit, io.clean_transform, io.num_classes)
     if val is None:
         raise ValueError("--source on-the-fly needs --data VAL_DIR")
-    return OnTheFlySource(val, io.clean_transform, cfg.seed, device)
+    return OnTheFlySource(val, io.clean_transform, cfg.seed, device, geometry)
 
 
 def cells_of(cfg: EvalConfig, source: Source) -> list[Cell]:
@@ -66,7 +75,10 @@ def run_imagenet_c(cfg: EvalConfig, ctx: DistContext) -> CResults:
     cells = cells_of(cfg, source)
     source.check(cells)
     if any(not c.is_clean for c in cells):
-        check_frames(io)
+        if io.resize_policy == "native":
+            warn_resize_policy(io.preprocessing, io.resize_policy)
+        else:
+            check_frames(io)
     if not io.trained and ctx.is_main:
         warn_untrained(cfg.model)
 

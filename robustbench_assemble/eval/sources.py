@@ -54,10 +54,17 @@ class CellData:
     extra_key: dict = field(default_factory=dict)
 
 
-def frame_tensor(image: Image.Image) -> torch.Tensor:
-    """RGB PIL image -> Resize(256) + CenterCrop(224) -> uint8 3x224x224 (the generator's input)."""
+#: (resize, crop) of the frames ImageNet-C corrupts: Resize(256) + CenterCrop(224).
+FRAME_GEOMETRY = (256, 224)
+
+
+def frame_tensor(image: Image.Image, geometry: tuple[int, int] = FRAME_GEOMETRY) -> torch.Tensor:
+    """RGB PIL image -> Resize + CenterCrop (default 256/224, the generator's input) -> uint8."""
+    resize, crop = geometry
     return (
-        torch.from_numpy(resize_center_crop(image, 256, 224).copy()).permute(2, 0, 1).contiguous()
+        torch.from_numpy(resize_center_crop(image, resize, crop).copy())
+        .permute(2, 0, 1)
+        .contiguous()
     )
 
 
@@ -76,17 +83,20 @@ class CleanFiles(Dataset):
 
 
 class FrameFiles(Dataset):
-    """Val images as the 224x224 uint8 frames ImageNet-C corrupts (for on-the-fly corruption)."""
+    """Val images as the uint8 frames ImageNet-C corrupts (for on-the-fly corruption):
+    Resize(256) + CenterCrop(224), or the model's own sizes under resize policy ``native``."""
 
-    def __init__(self, samples: Sequence[Sample]) -> None:
-        self.samples = list(samples)
+    def __init__(
+        self, samples: Sequence[Sample], geometry: tuple[int, int] = FRAME_GEOMETRY
+    ) -> None:
+        self.samples, self.geometry = list(samples), geometry
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         s = self.samples[index]
-        return frame_tensor(load_rgb(s.path)), s.label
+        return frame_tensor(load_rgb(s.path), self.geometry), s.label
 
 
 class InMemory(Dataset):
@@ -222,10 +232,19 @@ class OnTheFlySource(Source):
     kind = "on-the-fly"
 
     def __init__(
-        self, val: ValFolder, clean_transform: CleanTransform, seed: int, device: torch.device
+        self,
+        val: ValFolder,
+        clean_transform: CleanTransform,
+        seed: int,
+        device: torch.device,
+        geometry: tuple[int, int] = FRAME_GEOMETRY,
     ) -> None:
         self.val, self.clean_transform, self.seed, self.device = val, clean_transform, seed, device
-        self.description = f"{val.root}, corrupted on the fly on {device.type} (seed {seed})"
+        self.geometry = geometry
+        self.description = (
+            f"{val.root}, Resize({geometry[0]}) + CenterCrop({geometry[1]}), corrupted on the fly "
+            f"on {device.type} (seed {seed})"
+        )
 
     def check(self, cells: Sequence[Cell]) -> None:
         _require_corrupt_batch()
@@ -238,11 +257,11 @@ class OnTheFlySource(Source):
                 frames=False,
             )
         return CellData(
-            FrameFiles(self.val.samples),
+            FrameFiles(self.val.samples, self.geometry),
             self.val.fingerprint,
             on_the_fly(cell, self.seed, self.device),
             frames=True,
-            extra_key={"seed": self.seed},
+            extra_key={"seed": self.seed, "frame_geometry": list(self.geometry)},
         )
 
 
@@ -252,12 +271,18 @@ class SmokeSource(Source):
     kind = "on-the-fly"
     description = SMOKE_DESCRIPTION
 
-    def __init__(self, clean_transform: CleanTransform, seed: int, device: torch.device) -> None:
+    def __init__(
+        self,
+        clean_transform: CleanTransform,
+        seed: int,
+        device: torch.device,
+        geometry: tuple[int, int] = FRAME_GEOMETRY,
+    ) -> None:
         photos = load_smoke_sample()
         self.fingerprint = "smoke-" + smoke_fingerprint(photos)
         self.clean = InMemory([(clean_transform(im), label) for im, label in photos])
-        self.frames = InMemory([(frame_tensor(im), label) for im, label in photos])
-        self.seed, self.device = seed, device
+        self.frames = InMemory([(frame_tensor(im, geometry), label) for im, label in photos])
+        self.seed, self.device, self.geometry = seed, device, geometry
 
     def check(self, cells: Sequence[Cell]) -> None:
         _require_corrupt_batch()
@@ -270,7 +295,7 @@ class SmokeSource(Source):
             self.fingerprint,
             on_the_fly(cell, self.seed, self.device),
             frames=True,
-            extra_key={"seed": self.seed},
+            extra_key={"seed": self.seed, "frame_geometry": list(self.geometry)},
         )
 
 

@@ -39,9 +39,12 @@ FRAME_SIZE = 224
 #: * ``"resize"``: bilinear resize (antialiased when shrinking) to ``input_size`` -- the
 #:   "second resize" the reference warns about; it blurs / rescales the corruption too.
 #: * ``"center-crop"``: centre crop to ``input_size`` (only when ``input_size`` < 224).
+#: * ``"native"``: no 224 frames at all: val images get the model's own Resize + CenterCrop
+#:   (e.g. 292 -> 256) and are corrupted at that size on the fly -- the assembled-cnn protocol.
+#:   Only for on-the-fly evaluation (``--source on-the-fly``); the released files are 224.
 #:
 #: With ``input_size == 224`` every policy is a no-op: the reference protocol.
-RESIZE_POLICIES = ("error", "as-is", "resize", "center-crop")
+RESIZE_POLICIES = ("error", "as-is", "resize", "center-crop", "native")
 DEFAULT_RESIZE_POLICY = "error"
 
 
@@ -133,12 +136,17 @@ def adapt_frames(
     size = pre.input_size
     if (h, w) == (size, size) or policy == "as-is":
         return x
+    if policy == "native":
+        raise ValueError(
+            f"resize_policy 'native' corrupts val images at the model's own input size "
+            f"({size}) on the fly; it cannot use {h}x{w} ImageNet-C/P frames (files)"
+        )
     if policy == "error":
         raise ValueError(
             f"the frames are {h}x{w} but the model's input_size is {size}: choose a resize_policy "
             f"explicitly: 'as-is' (feed {h}x{w} frames unchanged), 'resize' (resize them to "
             f"{size}; changes the benchmark), 'center-crop' (only if {size} < {min(h, w)}), or "
-            f"evaluate on ImageNet-C/P generated at {size} px (the assembled-cnn protocol)"
+            f"'native' with --source on-the-fly (corrupt at {size} px: the assembled-cnn protocol)"
         )
     if policy == "center-crop":
         if size > h or size > w:
@@ -160,7 +168,7 @@ def adapt_frames(
 def warn_resize_policy(pre: Preprocessing, policy: str, frame_size: int = FRAME_SIZE) -> None:
     """One warning per run when a non-trivial policy changes the reference protocol."""
     check_resize_policy(policy)
-    if pre.input_size != frame_size and policy in ("as-is", "resize", "center-crop"):
+    if pre.input_size != frame_size and policy in ("as-is", "resize", "center-crop", "native"):
         warnings.warn(
             f"model input_size {pre.input_size} differs from the {frame_size}px ImageNet-C/P "
             f"frames; resize_policy={policy!r} is applied, so the numbers are not the reference "

