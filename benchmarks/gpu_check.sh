@@ -9,6 +9,7 @@ set -u
 DATA="${DATA:-../shared/data/imagenet-sample/val}"
 OUT="${OUT:-./gpu_logs}"
 mkdir -p "$OUT"
+DATA="$(realpath "$DATA")"
 if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl && export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"
@@ -30,6 +31,6 @@ run() {  # name, timeout, command...
 run pytest_gpu 150 python3 -m pytest -q -p no:cacheprovider -m gpu -o addopts="" tests/
 run corruptions 150 python3 benchmarks/corruptions.py --device cuda --images 64 --batch 64
 run eval_throughput 120 python3 benchmarks/eval_throughput.py --data "$DATA" --device cuda \
-  --precision bf16 --batch-size 256 --workers 16 --images 250 --repeat 8
+  --precision bf16 --batch-size 125 --workers 16 --images 250 --repeat 8
 run perturbations 90 python3 benchmarks/perturbations.py --images 16 --device cuda --batch 16 \
   --names gaussian_noise shot_noise speckle_noise zoom_blur brightness rotate scale shear tilt

@@ -21,7 +21,7 @@ def sample_root() -> Path | None:
     ]
     for c in candidates:
         if c and Path(c).is_dir():
-            return Path(c)
+            return Path(c).resolve()
     return None
 
 

@@ -571,5 +571,6 @@ def test_torch_backend_on_cuda(photos256):
         got = make_sequence_batch(photos256, name, device="cuda").cpu().numpy()
         want = np.stack([make_sequence(im, name) for im in photos256])
         _assert_close(got, want, max_diff=1, max_frac=0.02)
-    g = make_sequence_batch(photos256, "gaussian_noise", seeds=[1, 2, 3], device="cuda")
-    assert g.shape == (3, 31, 224, 224, 3) and g.is_cuda
+    n = len(photos256)
+    g = make_sequence_batch(photos256, "gaussian_noise", seeds=list(range(1, n + 1)), device="cuda")
+    assert g.shape == (n, 31, 224, 224, 3) and g.is_cuda
