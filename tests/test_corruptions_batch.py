@@ -159,6 +159,121 @@ def test_fft_filter2d_matches_opencv(photos):
         assert np.abs(ours - ref).max() < 1e-5, f"defocus radius {radius}"
 
 
+# ----------------------------------------------------------------------------- CPU kernels
+
+
+@pytest.mark.parametrize("name", ["brightness", "saturate"])
+def test_cpu_hsv_kernel_is_bit_identical_to_skimage(name):
+    """The compiled HSV round trip vs skimage's rgb2hsv/hsv2rgb on 200k random colours plus
+    every gray, primary and 0/255 corner (ties and delta == 0 / v == 0 cases)."""
+    import skimage.color as skc
+
+    rng = np.random.default_rng(0)
+    levels = np.arange(256, dtype=np.uint8)
+    special = [np.stack([levels] * 3, 1)]  # grays
+    for ch in range(3):
+        p = np.zeros((256, 3), np.uint8)
+        p[:, ch] = levels
+        special.append(p)
+    corners = np.array(np.meshgrid(*[[0, 1, 127, 128, 254, 255]] * 3)).reshape(3, -1).T
+    colours = np.concatenate([*special, corners, rng.integers(0, 256, (200_000, 3))])
+    colours = colours.astype(np.uint8)[: (len(colours) // 64) * 64].reshape(-1, 64, 3)
+    x = torch.from_numpy(colours).permute(2, 0, 1)[None].contiguous()
+    for severity in SEVERITIES:
+        c = params(name, severity)
+        hsv = skc.rgb2hsv(colours / 255.0)
+        if name == "brightness":
+            hsv[..., 2] = np.clip(hsv[..., 2] + c, 0, 1)
+        else:
+            hsv[..., 1] = np.clip(hsv[..., 1] * c[0] + c[1], 0, 1)
+        ref = np.uint8(np.clip(skc.hsv2rgb(hsv), 0, 1) * 255)
+        ours = to_numpy(corrupt_batch(x, name, severity))[0]
+        assert np.array_equal(ours, ref), f"{name} s{severity}: {(ours != ref).sum()} values"
+
+
+def test_cpu_glass_loop_equals_vectorised_form():
+    """The compiled sequential loop and the device path's pointer doubling, same draws."""
+    from robustbench_assemble.corruptions import cpu_kernels as ck
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 256, (2, 3, 40, 48), dtype=torch.uint8, generator=g)
+    for d in (1, 3):
+        off = torch.randint(-d, d, (2, 40 - 2 * d, 48 - 2 * d, 2), generator=g)
+        loop = y.clone()
+        ck.glass_copy(loop.numpy(), off.numpy(), d, 0, 2)
+        assert torch.equal(loop, ops.glass_shuffle(y, off, d)), f"delta {d}"
+
+
+@pytest.mark.parametrize("name", ["pixelate", "jpeg_compression"])
+def test_cpu_pillow_steps_are_bit_exact(photos, name):
+    """CPU pixelate (compiled fixed-point BOX) and jpeg_compression (OpenCV's libjpeg-turbo)
+    against Pillow itself, the reference's library, on 8 photos x 5 severities."""
+    import io
+
+    from PIL import Image
+
+    def pillow(p: np.ndarray, c) -> np.ndarray:
+        im = Image.fromarray(p)
+        if name == "pixelate":
+            small = im.resize((int(224 * c), int(224 * c)), Image.BOX)
+            return np.asarray(small.resize((224, 224), Image.BOX))
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=c)
+        return np.asarray(Image.open(buf))
+
+    x = to_batch(photos)
+    for severity in SEVERITIES:
+        c = params(name, severity)
+        ours = to_numpy(corrupt_batch(x, name, severity))
+        ref = np.stack([pillow(p, c) for p in photos])
+        assert np.array_equal(ours, ref), f"{name} s{severity}: {(ours != ref).sum()} values"
+
+
+def _direct_chain(name: str, c: float, v: int, n: int, rng) -> np.ndarray:
+    """The reference's float64 noise chain for n copies of value v (then np.uint8)."""
+    x = np.full(n, v / 255.0)
+    if name == "gaussian_noise":
+        y = x + rng.normal(size=n, scale=c)
+    elif name == "shot_noise":
+        y = rng.poisson(x * c) / float(c)
+    else:
+        y = x + x * rng.normal(size=n, scale=c)
+    return np.uint8(np.clip(y, 0, 1) * 255)
+
+
+@pytest.mark.parametrize("name", ["gaussian_noise", "shot_noise", "speckle_noise"])
+def test_noise_tables_match_reference_chain_chi_square(name):
+    """Table sampling (CPU) vs direct draws through the reference's float64 chain: both
+    histograms against the table's probabilities (chi-square, bins with >= 5 expected)."""
+    from scipy.stats import chisquare
+
+    from robustbench_assemble.corruptions import cpu_kernels as ck
+    from robustbench_assemble.corruptions.noise_tables import BITS, sampling_tables
+
+    n = 200_000
+    rng = np.random.default_rng(1)
+    g = torch.Generator().manual_seed(1)
+    for severity in (1, 5):
+        c = params(name, severity)
+        thresholds, guide = sampling_tables(name, float(c))
+        for v in (0, 3, 60, 128, 200, 255):
+            probs = np.diff(thresholds[v].astype(np.float64), prepend=0.0) / 2**BITS
+            bits = torch.empty(n, dtype=torch.int32).random_(generator=g).numpy()
+            table = ck.sample_table(np.full(n, v, np.uint8), bits, thresholds, guide,
+                                    np.empty(n, np.uint8))  # fmt: skip
+            direct = _direct_chain(name, c, v, n, rng)
+            keep = probs * n >= 5
+            for label, draws in (("table", table), ("direct", direct)):
+                counts = np.bincount(draws, minlength=256).astype(np.float64)
+                assert counts[~keep].sum() <= max(20, 3 * probs[~keep].sum() * n), label
+                if keep.sum() < 2:  # (nearly) deterministic output, e.g. v = 0
+                    assert counts[keep].sum() >= n - 20, f"{name} s{severity} v{v} {label}"
+                    continue
+                obs, exp = counts[keep], probs[keep] / probs[keep].sum() * counts[keep].sum()
+                p = chisquare(obs, exp).pvalue
+                assert p > 1e-4, f"{name} s{severity} v={v} {label}: chi-square p = {p:.2g}"
+
+
 # ----------------------------------------------------------------------------- draw replay
 
 

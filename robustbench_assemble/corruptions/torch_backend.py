@@ -13,6 +13,12 @@ batched call per field, so a seeded generator reproduces the output on the same 
 streams are torch's, not numpy's: random corruptions match the reference in distribution, not
 pixel for pixel.
 
+On a CPU, the slowest batched steps are replaced by compiled loops (:mod:`.cpu_kernels`) that
+do the reference library's arithmetic once per value (HSV round trip, zoom_blur's zooms, the
+glass loop, Pillow's BOX passes), direct OpenCV calls on views of the batch (defocus's
+filter2D, JPEG via libjpeg-turbo, bit-identical to Pillow's), and table sampling of the noises'
+exact output distributions (:mod:`.noise_tables`); docs/FIDELITY.md, "CPU path".
+
 Steps that run on the CPU whatever the device (everything else stays on the device):
 
 - ``jpeg_compression``: Pillow's libjpeg encode/decode, per image (no device JPEG codec gives
@@ -28,6 +34,7 @@ Steps that run on the CPU whatever the device (everything else stays on the devi
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import math
 from concurrent.futures import ThreadPoolExecutor
@@ -37,8 +44,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from . import cpu_kernels as ck
 from . import torch_ops as ops
 from .motion import motion_blur_kernel, motion_blur_offsets
+from .noise_tables import sampling_tables
 from .numpy_backend import MIN_SIDE
 from .params import check_name, check_severity, params
 
@@ -86,6 +95,18 @@ def _map_cpu(fn, items: list) -> list:
         return [fn(i) for i in items]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(fn, items))
+
+
+def _cpu_split(fn, n: int) -> None:
+    """Run ``fn(lo, hi)`` over ``[0, n)`` split into ``torch.get_num_threads()`` contiguous
+    ranges on a thread pool (the compiled kernels release the GIL)."""
+    workers = min(n, torch.get_num_threads())
+    if workers <= 1:
+        fn(0, n)
+        return
+    bounds = np.linspace(0, n, workers + 1).astype(np.int64)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(lambda i: fn(int(bounds[i]), int(bounds[i + 1])), range(workers)))
 
 
 def _batch_to_nhwc(x: torch.Tensor) -> list[np.ndarray]:
@@ -144,12 +165,33 @@ def _disk(radius: float, alias_blur: float) -> np.ndarray:
 # ----------------------------------------------------------------------------- noise
 
 
+def _table_noise(x: torch.Tensor, name: str, c: float, g) -> torch.Tensor:
+    """CPU: every value drawn from its exact output distribution (:mod:`.noise_tables`) with
+    one 31-bit random integer from ``g``."""
+    thresholds, guide = sampling_tables(name, float(c))
+    levels = x.reshape(-1).numpy()
+    bits = torch.empty(levels.size, dtype=torch.int32).random_(generator=g).numpy()
+    out = np.empty(levels.size, dtype=np.uint8)
+    per = levels.size // x.shape[0]
+
+    def run(lo: int, hi: int) -> None:
+        a, b = lo * per, hi * per
+        ck.sample_table(levels[a:b], bits[a:b], thresholds, guide, out[a:b])
+
+    _cpu_split(run, x.shape[0])
+    return torch.from_numpy(out).view(x.shape)
+
+
 def _gaussian_noise(x, c, g):
+    if x.device.type == "cpu":
+        return _table_noise(x, "gaussian_noise", c, g)
     xf = _unit(x)
     return _to_uint8(xf + _randn(xf.shape, g, x.device) * c)
 
 
 def _shot_noise(x, c, g):
+    if x.device.type == "cpu":
+        return _table_noise(x, "shot_noise", c, g)
     xf = _unit(x)
     return _to_uint8(torch.poisson(xf * c, generator=g) / float(c))
 
@@ -164,6 +206,8 @@ def _impulse_noise(x, c, g):
 
 
 def _speckle_noise(x, c, g):
+    if x.device.type == "cpu":
+        return _table_noise(x, "speckle_noise", c, g)
     xf = _unit(x)
     return _to_uint8(xf + xf * _randn(xf.shape, g, x.device) * c)
 
@@ -191,6 +235,12 @@ def _glass_apply(x: torch.Tensor, c, offsets: list[torch.Tensor]) -> torch.Tenso
     """glass_blur given its draws: per iteration N x R x C x 2 (dx, dy), rows/cols ascending."""
     sigma, delta, _ = c
     y = _to_uint8(ops.gaussian_filter(_unit(x), sigma))
+    if y.device.type == "cpu":  # the sequential loop itself, compiled
+        yn = y.numpy()
+        for off in offsets:
+            o = off.numpy()
+            _cpu_split(lambda lo, hi, o=o: ck.glass_copy(yn, o, delta, lo, hi), y.shape[0])
+        return _to_uint8(ops.gaussian_filter(_unit(y), sigma))
     for off in offsets:
         y = ops.glass_shuffle(y, off, delta)
     return _to_uint8(ops.gaussian_filter(_unit(y), sigma))
@@ -200,10 +250,15 @@ def _defocus_blur(x, c, g):
     radius, alias = c
     kernel = _disk(radius, alias)
     if x.device.type == "cpu":  # OpenCV's own filter2D (DFT) is ~2x faster than torch's FFT
-        images = _batch_to_nhwc(_unit(x))
-        return _to_uint8(
-            _nhwc_to_batch(_map_cpu(lambda im: cv2.filter2D(im, -1, kernel), images), x.device)
-        )
+        xf = _unit(x).numpy()
+        out = np.empty_like(xf)
+
+        def one(i: int) -> None:  # per channel plane, as the reference; no layout copies
+            for ch in range(xf.shape[1]):
+                cv2.filter2D(xf[i, ch], -1, kernel, dst=out[i, ch])
+
+        _map_cpu(one, list(range(x.shape[0])))
+        return _to_uint8(torch.from_numpy(out))
     return _to_uint8(ops.filter2d(_unit(x), kernel))
 
 
@@ -217,9 +272,41 @@ def _motion_blur_apply(x: torch.Tensor, c, angles: list[float]) -> torch.Tensor:
     return _motion(x.to(DTYPE), radius, sigma, angles).to(torch.uint8)
 
 
+@functools.lru_cache(maxsize=32)
+def _zoom_taps(h: int, w: int, factors: tuple[float, ...]):
+    """Per zoom factor, scipy ``zoom(order=1)``'s sampling of the centre crop for the kept
+    output rows/columns: first source index (in image coordinates), weight of the next one,
+    and the crop's last index. Output k of a zoom from n to m samples ``k * ((n-1)/(m-1))``."""
+
+    def axis(size: int, z: float):
+        crop = int(np.ceil(size / z))
+        start = (size - crop) // 2
+        outn = int(round(crop * z))
+        trim = (outn - size) // 2
+        cc = np.arange(trim, trim + size) * ((crop - 1) / (outn - 1))
+        first = np.floor(cc)
+        return start + first.astype(np.int64), cc - first, start + crop - 1
+
+    rows = [axis(h, z) for z in factors]
+    cols = [axis(w, z) for z in factors]
+    return (
+        np.stack([r[0] for r in rows]),
+        np.stack([r[1] for r in rows]),
+        np.stack([q[0] for q in cols]),
+        np.stack([q[1] for q in cols]),
+        np.array([r[2] for r in rows], dtype=np.int64),
+        np.array([q[2] for q in cols], dtype=np.int64),
+    )
+
+
 def _zoom_blur(x, c, g):
-    xf = _unit(x)
     factors = np.arange(1, c[0], c[1])  # as params.zoom_factors: 12/16/11/13/11 factors
+    if x.device.type == "cpu":
+        taps = _zoom_taps(*x.shape[-2:], tuple(float(z) for z in factors))
+        xn, out = x.numpy(), np.empty(tuple(x.shape), dtype=np.uint8)
+        _cpu_split(lambda lo, hi: ck.zoom_blur(xn, *taps, lo, hi, out), x.shape[0])
+        return torch.from_numpy(out)
+    xf = _unit(x)
     out = torch.zeros_like(xf)
     for z in factors:
         out += ops.clipped_zoom(xf, float(z))
@@ -319,13 +406,23 @@ def _fog_apply(x: torch.Tensor, c, plasma: torch.Tensor) -> torch.Tensor:
 # values landed one gray level lower after truncation (saturate s3, measured).
 
 
+def _hsv_cpu(x: torch.Tensor, mode: int, a: float, b: float) -> torch.Tensor:
+    xn, out = x.numpy(), np.empty(tuple(x.shape), dtype=np.uint8)
+    _cpu_split(lambda lo, hi: ck.hsv_adjust(xn, mode, a, b, lo, hi, out), x.shape[0])
+    return torch.from_numpy(out)
+
+
 def _brightness(x, c, g):
+    if x.device.type == "cpu":  # skimage's float64 arithmetic per pixel, compiled
+        return _hsv_cpu(x, 0, float(c), 0.0)
     hsv = ops.rgb_to_hsv(x.to(torch.float64) / 255.0)  # float64: see _HSV_NOTE
     hsv = torch.cat((hsv[:, :2], torch.clamp(hsv[:, 2:] + c, 0, 1)), dim=1)
     return _to_uint8(ops.hsv_to_rgb(hsv))
 
 
 def _saturate(x, c, g):
+    if x.device.type == "cpu":
+        return _hsv_cpu(x, 1, float(c[0]), float(c[1]))
     hsv = ops.rgb_to_hsv(x.to(torch.float64) / 255.0)
     sat = torch.clamp(hsv[:, 1:2] * c[0] + c[1], 0, 1)
     return _to_uint8(ops.hsv_to_rgb(torch.cat((hsv[:, :1], sat, hsv[:, 2:]), dim=1)))
@@ -397,20 +494,54 @@ def _elastic_transform(x, c, g):
     return _elastic_apply(x, c, jitter, ux, uy)
 
 
+def _pil_box_cpu(x: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``ops.pil_box_resize`` (Pillow's BOX, horizontal pass then vertical) on CPU arrays."""
+    n, ch = x.shape[:2]
+    for axis, size in ((3, width), (2, height)):
+        if size == x.shape[axis]:
+            continue
+        idx, wts = (a.astype(np.int32) for a in ops.pil_box_taps(x.shape[axis], size))
+        one = wts == (1 << ops.PIL_PRECISION_BITS)
+        if one.any(axis=1).all():  # upscaling: each output copies one input (weight 1.0)
+            x = np.take(x, idx[one], axis=axis)
+            continue
+        shape = (n, ch, x.shape[2], size) if axis == 3 else (n, ch, size, x.shape[3])
+        out = np.empty(shape, dtype=np.uint8)
+
+        def run(lo: int, hi: int, a=axis, i=idx, k=wts, src=x, o=out) -> None:
+            ck.pil_box_pass(src, i, k, a, ops.PIL_PRECISION_BITS, lo, hi, o)
+
+        _cpu_split(run, n)
+        x = out
+    return x
+
+
 def _pixelate(x, c, g):
     h, w = x.shape[-2:]
-    if x.device.type == "cpu":  # Pillow itself is ~10x faster on CPU; same bits (tested)
-
-        def one(a: np.ndarray) -> np.ndarray:
-            im = Image.fromarray(a).resize((int(w * c), int(h * c)), Image.BOX)
-            return np.asarray(im.resize((w, h), Image.BOX))
-
-        return _nhwc_to_batch(_map_cpu(one, _batch_to_nhwc(x)), x.device)
+    if x.device.type == "cpu":  # the same fixed-point passes, compiled
+        y = x.numpy()
+        for size_h, size_w in ((int(h * c), int(w * c)), (h, w)):
+            y = _pil_box_cpu(y, size_h, size_w)
+        return torch.from_numpy(y)
     small = ops.pil_box_resize(x, int(h * c), int(w * c))
     return ops.pil_box_resize(small, h, w)
 
 
 def _jpeg_compression(x, c, g):
+    if x.device.type == "cpu":
+        # OpenCV's libjpeg-turbo with the same settings (4:2:0, islow DCT, fancy upsampling)
+        # gives Pillow's pixels (tested) without PIL.Image round trips; cv2 wants BGR.
+        xn, out = x.numpy(), np.empty(tuple(x.shape), dtype=np.uint8)
+        flag = [cv2.IMWRITE_JPEG_QUALITY, int(c)]
+
+        def one_cv(i: int) -> None:
+            enc = cv2.imencode(".jpg", cv2.merge([xn[i, 2], xn[i, 1], xn[i, 0]]), flag)[1]
+            b, g_, r = cv2.split(cv2.imdecode(enc, cv2.IMREAD_COLOR))
+            out[i, 0], out[i, 1], out[i, 2] = r, g_, b
+
+        _map_cpu(one_cv, list(range(x.shape[0])))
+        return torch.from_numpy(out)
+
     def one(a: np.ndarray) -> np.ndarray:
         buf = io.BytesIO()
         Image.fromarray(a).save(buf, "JPEG", quality=c)

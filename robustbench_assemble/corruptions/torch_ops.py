@@ -245,7 +245,7 @@ def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- PIL BOX resize
 
-_PIL_PRECISION_BITS = 32 - 8 - 2
+PIL_PRECISION_BITS = 32 - 8 - 2
 
 
 @functools.lru_cache(maxsize=64)
@@ -273,7 +273,7 @@ def pil_box_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
         total = sum(k)
         for x, kv in enumerate(k):
             pre = kv / total if total != 0.0 else kv
-            wts[xx, x] = int(0.5 + pre * (1 << _PIL_PRECISION_BITS))
+            wts[xx, x] = int(0.5 + pre * (1 << PIL_PRECISION_BITS))
             idx[xx, x] = xmin + x
     return idx, wts
 
@@ -282,7 +282,7 @@ def _pil_box_pass(x: torch.Tensor, out_size: int, dim: int) -> torch.Tensor:
     idx, wts = pil_box_taps(x.shape[dim], out_size)
     acc = torch.full(
         (*x.shape[:dim], out_size, *x.shape[dim + 1 :]) if dim != -1 else (*x.shape[:-1], out_size),
-        1 << (_PIL_PRECISION_BITS - 1),
+        1 << (PIL_PRECISION_BITS - 1),
         dtype=torch.int32,
         device=x.device,
     )
@@ -293,7 +293,7 @@ def _pil_box_pass(x: torch.Tensor, out_size: int, dim: int) -> torch.Tensor:
         w = torch.as_tensor(wts[:, k], dtype=torch.int32, device=x.device)
         w = w.view(-1) if dim == -1 else w.view(-1, 1)
         acc += x.index_select(dim, taps) * w
-    return torch.clamp(acc >> _PIL_PRECISION_BITS, 0, 255)
+    return torch.clamp(acc >> PIL_PRECISION_BITS, 0, 255)
 
 
 def pil_box_resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:

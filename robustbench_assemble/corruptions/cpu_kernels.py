@@ -1,0 +1,197 @@
+"""Compiled (numba) CPU loops of ``corrupt_batch``, each doing the reference's arithmetic once
+per output value.
+
+Why: on a CPU the batched torch ops make many passes over memory per value (the HSV round
+trip, 13-16 bilinear zooms, the glass loop's pointer doubling), while a compiled loop does the
+reference library's operations in its order, once. numba compiles without ``fastmath`` and
+LLVM does not contract ``a * b + c`` into FMA there, so double operations round as numpy's do
+(bit-identity is checked by tests/test_corruptions_batch.py, not assumed).
+
+Every kernel takes N x 3 x H x W arrays (the torch layout, as numpy views) and an image range
+``[lo, hi)`` so a batch can be split over threads (``nogil``).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+_JIT = {"nogil": True, "cache": True}
+
+
+@numba.njit(**_JIT)
+def hsv_adjust(x, mode, a, b, lo, hi, out):  # pragma: no cover - compiled
+    """skimage ``rgb2hsv`` -> adjust -> ``hsv2rgb`` -> ``np.uint8(clip(., 0, 1) * 255)``.
+
+    ``mode`` 0 (brightness): ``v = clip(v + a, 0, 1)``; 1 (saturate): ``s = clip(s * a + b,
+    0, 1)``. Same float64 operations as skimage 0.26 (``colorconv.py``): v = max, delta =
+    max - min, s = delta / v (0 where delta == 0), hue from the last of red/green/blue that
+    equals v, ``(h / 6) % 1`` (0 where delta == 0), then floor(6h), f, p, q, t and the
+    ``np.choose`` table.
+    """
+    _, _, h, w = x.shape
+    for n in range(lo, hi):
+        for i in range(h):
+            for j in range(w):
+                r = x[n, 0, i, j] / 255.0
+                g = x[n, 1, i, j] / 255.0
+                bl = x[n, 2, i, j] / 255.0
+                v = max(r, g, bl)
+                delta = v - min(r, g, bl)
+                if delta == 0.0:
+                    s = 0.0
+                    hue = 0.0
+                else:
+                    s = delta / v
+                    if bl == v:
+                        hh = 4.0 + (r - g) / delta
+                    elif g == v:
+                        hh = 2.0 + (bl - r) / delta
+                    else:
+                        hh = (g - bl) / delta
+                    hue = (hh / 6.0) % 1.0
+                if mode == 0:
+                    v = min(max(v + a, 0.0), 1.0)
+                else:
+                    s = min(max(s * a + b, 0.0), 1.0)
+                hi_f = np.floor(hue * 6)
+                f = hue * 6 - hi_f
+                p = v * (1 - s)
+                q = v * (1 - f * s)
+                t = v * (1 - (1 - f) * s)
+                k = int(hi_f) % 6
+                if k == 0:
+                    c0, c1, c2 = v, t, p
+                elif k == 1:
+                    c0, c1, c2 = q, v, p
+                elif k == 2:
+                    c0, c1, c2 = p, v, t
+                elif k == 3:
+                    c0, c1, c2 = p, q, v
+                elif k == 4:
+                    c0, c1, c2 = t, p, v
+                else:
+                    c0, c1, c2 = v, p, q
+                out[n, 0, i, j] = np.uint8(min(max(c0, 0.0), 1.0) * 255)
+                out[n, 1, i, j] = np.uint8(min(max(c1, 0.0), 1.0) * 255)
+                out[n, 2, i, j] = np.uint8(min(max(c2, 0.0), 1.0) * 255)
+    return out
+
+
+@numba.njit(**_JIT)
+def zoom_blur(x, rows0, rows_w, cols0, cols_w, row_last, col_last, lo, hi, out):  # pragma: no cover
+    """The reference zoom_blur: float32 ``x = v / 255.``, ``acc += clipped_zoom(x, z)`` over
+    the factors (each zoom computed in double, stored as float32, as scipy's order-1 zoom of a
+    float32 array), then ``uint8(clip((x + acc) / (F + 1), 0, 1) * 255)`` in float32.
+
+    Factor z, output row i samples the image's rows ``rows0[z, i]`` and the next one (clamped
+    to ``row_last[z]``, the crop's last row) with weights ``1 - rows_w``, ``rows_w``; columns
+    likewise. Separable: each row of the crop is interpolated along x first, then rows mix.
+    """
+    _, c, h, w = x.shape
+    nz = rows0.shape[0]
+    xf = np.empty((h, w), np.float32)
+    acc = np.empty((h, w), np.float32)
+    tmp = np.empty((h, w), np.float64)
+    cur = np.empty(w, np.float64)
+    for n in range(lo, hi):
+        for ch in range(c):
+            for i in range(h):
+                for j in range(w):
+                    xf[i, j] = np.float32(x[n, ch, i, j] / 255.0)
+                    acc[i, j] = 0.0
+            for z in range(nz):
+                r_first = rows0[z, 0]
+                r_end = min(rows0[z, h - 1] + 1, row_last[z])
+                for r in range(r_first, r_end + 1):  # horizontal pass on the rows used
+                    for j in range(w):
+                        x0 = cols0[z, j]
+                        x1 = min(x0 + 1, col_last[z])
+                        wx = cols_w[z, j]
+                        tmp[r, j] = (1.0 - wx) * xf[r, x0] + wx * xf[r, x1]
+                for i in range(h):
+                    y0 = rows0[z, i]
+                    y1 = min(y0 + 1, row_last[z])
+                    wy = rows_w[z, i]
+                    for j in range(w):
+                        cur[j] = (1.0 - wy) * tmp[y0, j] + wy * tmp[y1, j]
+                    for j in range(w):
+                        acc[i, j] += np.float32(cur[j])
+            div = np.float32(nz + 1)
+            for i in range(h):
+                for j in range(w):
+                    y = (xf[i, j] + acc[i, j]) / div
+                    y = min(max(y, np.float32(0.0)), np.float32(1.0)) * np.float32(255.0)
+                    out[n, ch, i, j] = np.uint8(y)
+    return out
+
+
+@numba.njit(**_JIT)
+def glass_copy(y, offsets, d, lo, hi):  # pragma: no cover - compiled
+    """The reference glass-blur pass, in place: rows H-d .. d+1 and columns W-d .. d+1, both
+    descending, ``y[h, w] = y[h + dy, w + dx]`` (the numpy-view "swap" is this copy).
+
+    ``offsets``: N x R x C x 2 (dx, dy) for rows/columns d+1.. ascending.
+    """
+    _, c, h, w = y.shape
+    for n in range(lo, hi):
+        for hh in range(h - d, d, -1):
+            for ww in range(w - d, d, -1):
+                dx = offsets[n, hh - d - 1, ww - d - 1, 0]
+                dy = offsets[n, hh - d - 1, ww - d - 1, 1]
+                for ch in range(c):
+                    y[n, ch, hh, ww] = y[n, ch, hh + dy, ww + dx]
+    return y
+
+
+@numba.njit(**_JIT)
+def pil_box_pass(x, idx, wts, axis, bits, lo, hi, out):  # pragma: no cover - compiled
+    """One pass of Pillow's 8-bit resampling (``ImagingResampleHorizontal/Vertical_8bpc``):
+    ``clip8((2**(bits-1) + sum_k in[idx[o, k]] * wts[o, k]) >> bits)`` along ``axis`` (3 =
+    columns, 2 = rows), integer weights from ``torch_ops.pil_box_taps`` (as int32, so the
+    sums stay 32-bit like Pillow's ``INT32 ss``).
+    """
+    _, c, h, w = out.shape
+    half = np.int32(1) << (bits - 1)
+    taps = idx.shape[1]
+    acc = np.empty(w, np.int32)
+    for n in range(lo, hi):
+        for ch in range(c):
+            for i in range(h):
+                for j in range(w):
+                    acc[j] = half
+                if axis == 3:
+                    for k in range(taps):  # tap-major: vectorised over j
+                        for j in range(w):
+                            acc[j] += np.int32(x[n, ch, i, idx[j, k]]) * wts[j, k]
+                else:  # rows: whole rows at once (vectorised over j)
+                    for k in range(taps):
+                        wk = wts[i, k]
+                        if wk == 0:
+                            continue
+                        r = idx[i, k]
+                        for j in range(w):
+                            acc[j] += np.int32(x[n, ch, r, j]) * wk
+                for j in range(w):
+                    v = acc[j] >> bits
+                    out[n, ch, i, j] = 0 if v < 0 else (255 if v > 255 else v)
+    return out
+
+
+@numba.njit(**_JIT)
+def sample_table(levels, bits, thresholds, guide, out):  # pragma: no cover - compiled
+    """``out[i] = k`` with ``thresholds[v, k - 1] <= bits[i] < thresholds[v, k]``, v =
+    ``levels[i]``: inverse-CDF sampling with a guide table (Chen & Asau, 1974).
+
+    ``bits``: uniform 31-bit integers (int32 >= 0); ``thresholds``: (256, 256) uint32, row v
+    the cumulative counts out of 2**31 of outputs 0..255 (last = 2**31); ``guide[v, g]``: the
+    first output whose threshold exceeds ``g * 2**23``.
+    """
+    for i in range(levels.shape[0]):
+        v = levels[i]
+        r = np.uint32(bits[i])
+        k = guide[v, r >> 23]
+        while r >= thresholds[v, k]:
+            k += 1
+        out[i] = k
+    return out
