@@ -1,17 +1,23 @@
 """Throughput and memory of the evaluation harness against the model's pure forward pass.
 
     python benchmarks/eval_throughput.py [--data VAL_DIR] [--model resnet50] [--device cuda]
-        [--precision bf16] [--batch-size 256] [--workers 16] [--images 1000] [--repeat 8]
+        [--precision bf16] [--batch-size 250] [--workers 16] [--images 500] [--repeat 50]
+        [--decode cpu,gpu] [--mem-sizes 100,400]
 
 1. Writes the first ``--images`` photos of ``--data`` (default: the shared 1,000-image sample)
-   as 224x224 JPEG q85 frames in a temporary ImageNet-C-like cell, as ImageNet-C stores them.
-2. Harness: :func:`robustbench_assemble.eval.loop.evaluate_cell` on that cell (files on disk ->
-   DataLoader workers -> uint8 pinned copy -> device normalisation -> model), the cell repeated
-   ``--repeat`` times; images/s over the whole call (worker start-up included).
-3. Pure forward: the same model, batch size and precision on batches already normalised on the
-   device, the same number of images; images/s.
-4. Streaming: the harness in a fresh subprocess on 100 and 400 images (``--mem-sizes``); peak
-   RSS of the main process and (CUDA) max allocated memory should not grow with the size.
+   as 224x224 JPEG q85 frames in a temporary ImageNet-C-like cell, as ImageNet-C stores them;
+   the cell is read ``--repeat`` times over (default on CUDA 500 x 50 = 25,000 images, so
+   worker start-up is amortised; on CPU 64 x 1).
+2. For each ``--decode`` mode (``gpu`` only on CUDA): (a) loader: the bare DataLoader of the
+   harness (PIL-decoded uint8 batches, or the JPEG bytes for ``gpu``), iterated and dropped;
+   (b) harness: :func:`robustbench_assemble.eval.loop.evaluate_cell` (files -> workers ->
+   device -> [nvjpeg] -> normalisation -> model -> counts), images/s over the whole call,
+   worker start-up included.
+3. (c) Pure forward: the same model, batch size and precision on a batch already normalised on
+   the device, the same number of images.
+4. Streaming: the harness (decode cpu) in a fresh subprocess on 100 and 400 images
+   (``--mem-sizes``, empty to skip); peak RSS of the main process and (CUDA) max allocated
+   memory should not grow with the size.
 
 Prints a table and one JSON line. Model weights do not matter for timing: untrained models are
 evaluated as they are (random init).
@@ -28,26 +34,13 @@ import sys
 import tempfile
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared/data/imagenet-sample/val"
-
-
-class Repeat(Dataset):
-    """``dataset`` ``times`` times over (for a long enough timing on a small sample)."""
-
-    def __init__(self, dataset: Dataset, times: int) -> None:
-        self.dataset, self.times = dataset, times
-
-    def __len__(self) -> int:
-        return len(self.dataset) * self.times  # type: ignore[arg-type]
-
-    def __getitem__(self, i: int):
-        return self.dataset[i % len(self.dataset)]  # type: ignore[arg-type]
 
 
 def write_frames(data: Path, n: int, out: Path) -> Path:
@@ -57,13 +50,16 @@ def write_frames(data: Path, n: int, out: Path) -> Path:
     from robustbench_assemble.datasets.imagenet import index_folder, select_subset
     from robustbench_assemble.images import load_benchmark_image
 
-    _, samples = index_folder(data)
-    for s in select_subset(samples, n):
+    def one(s) -> None:
         target = out / "contrast" / "1" / s.relpath
         target.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(load_benchmark_image(s.path)).save(
             target, "JPEG", quality=85, optimize=True
         )
+
+    _, samples = index_folder(data)
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:  # PIL releases the GIL
+        list(pool.map(one, select_subset(samples, n)))
     return out
 
 
@@ -84,7 +80,30 @@ def setup(args):
     return device, io, model, cell
 
 
-def run_harness(args, device, io, model, dataset) -> tuple[float, int]:
+def datasets(cell, samples, decode: str):
+    """(dataset, decoder) of the harness for ``samples`` of ``cell`` under ``decode``."""
+    from robustbench_assemble.eval.sources import JpegBytes, JpegDecoder
+
+    if decode == "gpu":
+        return JpegBytes(samples), JpegDecoder(samples)
+    cell.samples = list(samples)
+    return cell, None
+
+
+def run_loader(args, device, dataset, decoder) -> float:
+    """Images/s of the bare DataLoader (batches fetched, nothing else)."""
+    from robustbench_assemble.eval.loop import make_loader
+
+    loader = make_loader(
+        dataset, batch_size=args.batch_size, workers=args.workers, device=device,
+        collate_fn=decoder.collate if decoder is not None else None,
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    n = sum(len(labels) for _, labels, _ in loader)
+    return n / (time.perf_counter() - t0)
+
+
+def run_harness(args, device, io, model, dataset, decoder=None) -> tuple[float, int]:
     from robustbench_assemble.eval.loop import evaluate_cell
 
     if device.type == "cuda":
@@ -92,7 +111,7 @@ def run_harness(args, device, io, model, dataset) -> tuple[float, int]:
     t0 = time.perf_counter()
     counts = evaluate_cell(
         model, dataset, device=device, prepare=io.frame_prepare, batch_size=args.batch_size,
-        workers=args.workers, precision=args.precision, progress=False,
+        workers=args.workers, precision=args.precision, progress=False, decoder=decoder,
     )  # fmt: skip
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -144,18 +163,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="resnet50")
     p.add_argument("--device", default=None)
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None, help="cuda 250, cpu 32")
     p.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1))
-    p.add_argument("--images", type=int, default=None, help="frames written (cuda 1000, cpu 64)")
-    p.add_argument("--repeat", type=int, default=None, help="passes over them (cuda 10, cpu 1)")
+    p.add_argument("--images", type=int, default=None, help="frames written (cuda 500, cpu 64)")
+    p.add_argument("--repeat", type=int, default=None, help="passes over them (cuda 50, cpu 1)")
+    p.add_argument("--decode", default=None, help="decoders to time (cuda: cpu,gpu; cpu: cpu)")
     p.add_argument("--mem-sizes", default="100,400", help="dataset sizes of the memory probe")
     p.add_argument("--frames", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     cuda = (args.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
-    args.batch_size = args.batch_size or (256 if cuda else 32)
-    args.images = args.images or (1000 if cuda else 64)
-    args.repeat = args.repeat or (10 if cuda else 1)
+    args.batch_size = args.batch_size or (250 if cuda else 32)
+    args.images = args.images or (500 if cuda else 64)
+    args.repeat = args.repeat or (50 if cuda else 1)
+    decodes = [d for d in (args.decode or ("cpu,gpu" if cuda else "cpu")).split(",") if d]
+    if any(d not in ("cpu", "gpu") for d in decodes) or ("gpu" in decodes and not cuda):
+        raise SystemExit(f"--decode {args.decode}: expected cpu and/or gpu (gpu needs CUDA)")
     if args.probe:
         print(json.dumps(memory_probe(args)))
         return 0
@@ -163,15 +186,23 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--data {args.data}: folder not found")
 
     sizes = [int(s) for s in args.mem_sizes.split(",") if s]
+    started = time.perf_counter()
+    rates: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         args.frames = write_frames(args.data, max([args.images, *sizes]), Path(tmp) / "frames")
         device, io, model, cell = setup(args)
-        from torch.utils.data import Subset
-
-        data = Repeat(Subset(cell, range(min(args.images, len(cell)))), args.repeat)
-        run_harness(args, device, io, model, Subset(cell, range(args.batch_size)))  # warm-up
-        seconds, n = run_harness(args, device, io, model, data)
-        harness = n / seconds
+        frames = cell.samples[: args.images]
+        samples = frames * args.repeat
+        for decode in decodes:
+            warm, warm_decoder = datasets(cell, frames[: args.batch_size], decode)
+            run_harness(args, device, io, model, warm, warm_decoder)  # warm-up (cuDNN, nvjpeg)
+            dataset, decoder = datasets(cell, samples, decode)
+            loader = run_loader(args, device, dataset, decoder)
+            seconds, n = run_harness(args, device, io, model, dataset, decoder)
+            rates[decode] = {
+                "loader_img_s": round(loader, 1),
+                "harness_img_s": round(n / seconds, 1),
+            }
         forward = run_forward(args, device, io, model, n)
         probes = []
         for size in sizes:
@@ -189,10 +220,13 @@ def main(argv: list[str] | None = None) -> int:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(
         f"\n{args.model} {args.precision} batch {args.batch_size} workers {args.workers} on {name}"
+        f", {n} images per timing ({args.images} frames x {args.repeat})"
     )
-    print(f"  harness (files -> loader -> device -> model): {harness:8.1f} img/s ({n} images)")
     print(f"  pure forward (preloaded device tensors):      {forward:8.1f} img/s")
-    print(f"  harness / forward: {harness / forward:.3f}")
+    for decode, r in rates.items():
+        r["ratio"] = round(r["harness_img_s"] / forward, 3)
+        print(f"  decode {decode}: bare loader {r['loader_img_s']:8.1f} img/s, harness "
+              f"{r['harness_img_s']:8.1f} img/s, harness / forward {r['ratio']:.3f}")  # fmt: skip
     for pr in probes:
         print(
             f"  {pr['images']:5d} images: peak RSS {pr['peak_rss_mb']:8.1f} MB, "
@@ -201,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "model": args.model, "device": name, "precision": args.precision,
         "batch_size": args.batch_size, "workers": args.workers, "images": n,
-        "harness_img_s": round(harness, 1), "forward_img_s": round(forward, 1),
-        "ratio": round(harness / forward, 3), "memory": probes,
+        "forward_img_s": round(forward, 1), "decode": rates, "memory": probes,
+        "seconds": round(time.perf_counter() - started, 1),
     }  # fmt: skip
     print(json.dumps(result))
     return 0

@@ -355,3 +355,120 @@ def test_native_policy_corrupts_at_the_models_size(tmp_path, imagenet_c, sample_
     files = _files_argv(sample_dir, imagenet_c, tmp_path / "f")
     files[files.index("--model") + 1] = "assemble_r50"
     assert "--source on-the-fly" in _error([*files, "--resize-policy", "native"], capsys)
+
+
+# ------------------------------------------------------------- --decode gpu (JPEG bytes path)
+
+
+def _frames_q85(sample_dir: Path, n: int, out: Path) -> Path:
+    """n sample photos as 224 q85 JPEG frames in ``out/contrast/1/<wnid>/``, as ImageNet-C
+    stores its cells (the pixels are the clean frames: the decoder is what is tested)."""
+    from robustbench_assemble.datasets.imagenet import index_folder, select_subset
+    from robustbench_assemble.images import load_benchmark_image
+
+    _, samples = index_folder(sample_dir)
+    for s in select_subset(samples, n):
+        target = out / "contrast" / "1" / s.relpath
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(load_benchmark_image(s.path)).save(target, "JPEG", quality=85)
+    return out
+
+
+def _bytes_batches(cell, device: str):
+    """(JpegDecoder batch on ``device``, PIL batch) of a whole ImageNetC cell."""
+    from robustbench_assemble.eval.sources import JpegBytes, JpegDecoder
+
+    items = [(*JpegBytes(cell.samples)[i], i) for i in range(len(cell))]
+    decoder = JpegDecoder(cell.samples)
+    payload, labels, indices = decoder.collate(items)
+    got = decoder.decode(payload, indices, torch.device(device))
+    pil = torch.stack([cell[i][0] for i in range(len(cell))])
+    assert labels.tolist() == [s.label for s in cell.samples]
+    return got, pil
+
+
+def test_bytes_decoder_on_cpu_equals_pil(sample_dir, imagenet_c, lite0):
+    """The bytes path (worker reads, main process decodes) with torchvision's CPU decoder gives
+    PIL's pixels bit for bit, and through the loop the same counts as the PIL path."""
+    from robustbench_assemble.datasets.imagenet import find_classes
+    from robustbench_assemble.datasets.imagenet_c import ImageNetC
+    from robustbench_assemble.eval.loop import evaluate_cell, prepare_model
+    from robustbench_assemble.eval.sources import JpegBytes, JpegDecoder
+
+    cell = ImageNetC(imagenet_c, "gaussian_noise", 2, find_classes(sample_dir))
+    got, pil = _bytes_batches(cell, "cpu")
+    assert got.dtype == torch.uint8 and torch.equal(got, pil)
+
+    model = prepare_model(lite0, torch.device("cpu"))
+    cpu = torch.device("cpu")
+    kw = dict(device=cpu, prepare=lambda x: x.float() / 127.5 - 1, batch_size=3, progress=False)
+    ref = evaluate_cell(model, cell, **kw)
+    fast = evaluate_cell(
+        model, JpegBytes(cell.samples), decoder=JpegDecoder(cell.samples), workers=2, **kw
+    )
+    assert fast == ref and ref.n == N_IMAGES
+
+
+def test_bytes_decoder_names_a_bad_file(sample_dir, imagenet_c, tmp_path):
+    from robustbench_assemble.datasets.imagenet import find_classes
+    from robustbench_assemble.datasets.imagenet_c import ImageNetC
+    from robustbench_assemble.images import ImageReadError
+
+    broken = tmp_path / "broken"
+    shutil.copytree(imagenet_c / "contrast", broken / "contrast")
+    bad = sorted((broken / "contrast" / "1").glob("*/*.JPEG"))[3]
+    bad.write_bytes(b"\xff\xd8 not a jpeg")
+    cell = ImageNetC(broken, "contrast", 1, find_classes(sample_dir))
+    with pytest.raises(ImageReadError, match=bad.name):
+        _bytes_batches(cell, "cpu")
+
+
+def test_decode_gpu_flag_errors(sample_dir, imagenet_c, tmp_path, capsys):
+    base = _files_argv(sample_dir, imagenet_c, tmp_path)
+    err = _error([*base, "--decode", "gpu", "--device", "cpu"], capsys)
+    assert "--decode gpu" in err and "CUDA" in err
+    on_the_fly = ["--model", MODEL, "--data", str(sample_dir), "--decode", "gpu"]
+    assert "--imagenet-c" in _error(on_the_fly, capsys)
+
+
+@pytest.mark.gpu
+def test_nvjpeg_vs_pil_pixels(sample_dir, tmp_path):
+    """nvjpeg is not PIL's decoder: measure how far its pixels are on 50 q85 frames."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    from robustbench_assemble.datasets.imagenet import find_classes
+    from robustbench_assemble.datasets.imagenet_c import ImageNetC
+
+    frames = _frames_q85(sample_dir, 50, tmp_path / "c")
+    cell = ImageNetC(frames, "contrast", 1, find_classes(sample_dir))
+    got, pil = _bytes_batches(cell, "cuda")
+    assert got.shape == pil.shape
+    d = (got.cpu().int() - pil.int()).abs()
+    frac, mx, mean = (d > 0).float().mean().item(), int(d.max()), d.float().mean().item()
+    msg = f"nvjpeg vs PIL, {len(cell)} q85 frames: {100 * frac:.3f} % of values differ, "
+    msg += f"mean |diff| {mean:.4f}, max {mx}"
+    print(msg)
+    # H200, torch 2.11 / torchvision 0.26: max 51 (chroma upsampling differs from libjpeg's
+    # "fancy" upsampling at colour edges), so only the bulk of the pixels is bounded here
+    assert frac < 0.05 and mean < 0.5, msg
+
+
+@pytest.mark.gpu
+def test_decode_gpu_counts_match_cpu(sample_dir, tmp_path):
+    """Top-1 with --decode gpu vs cpu (PIL) on 50 frames: equal within one image."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    frames = _frames_q85(sample_dir, 50, tmp_path / "c")
+    counts = {}
+    for decode in ("cpu", "gpu"):
+        argv = ["--model", MODEL, "--imagenet-c", str(frames), "--data", str(sample_dir)]
+        argv += ["--corruptions", "contrast", "--severities", "1", "--limit", "50"]
+        argv += ["--out", str(tmp_path / decode), "--no-figures", "--device", "cuda"]
+        assert main([*argv, "--decode", decode, "--no-progress", "--workers", "2"]) == 0
+        cell = _cells(tmp_path / decode)["contrast"]["1"]
+        entry = json.loads((tmp_path / decode / MODEL / "cache" / "contrast-1.json").read_text())
+        assert entry["key"]["decode"] == decode
+        counts[decode] = (cell["n"], cell["top1_correct"], cell["top5_correct"])
+    print(f"decode cpu {counts['cpu']} gpu {counts['gpu']} (n, top-1, top-5)")
+    assert counts["cpu"][0] == counts["gpu"][0] == 50
+    assert abs(counts["cpu"][1] - counts["gpu"][1]) <= 1

@@ -4,7 +4,8 @@
         [--imagenet-c DIR] [--imagenet-p DIR] [--corruptions a,b|common|all]
         [--severities 1,2] [--limit N] [--batch-size N] [--workers N] [--device D]
         [--precision fp32|bf16|fp16] [--out DIR] [--source files|on-the-fly] [--seed N]
-        [--resize-policy P] [--compare FILE ...] [--baseline FILE] [--no-figures]
+        [--resize-policy P] [--decode cpu|gpu] [--compare FILE ...] [--baseline FILE]
+        [--no-figures]
 
 With no data flag at all it evaluates the embedded smoke sample (five scikit-image photos,
 corruptions computed on the fly): a pipeline check that runs anywhere in a few minutes.
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from ..corruptions.params import resolve_names, resolve_severities
 from .loop import PRECISIONS
-from .sources import SOURCES
+from .sources import DECODERS, SOURCES
 
 EXIT_USER_ERROR = 2
 
@@ -47,6 +48,7 @@ class EvalConfig:
     source: str | None = None
     seed: int = 0
     resize_policy: str | None = None
+    decode: str = "cpu"
     compare: tuple[Path, ...] = ()
     baseline: Path | None = None
     figures: bool = True
@@ -122,6 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the model's; the reference feeds the 224 frames as they are)",
     )
     p.add_argument(
+        "--decode",
+        default="cpu",
+        choices=DECODERS,
+        help="JPEG decoder of the ImageNet-C files: cpu = PIL on the workers (the reference's); "
+        "gpu = nvjpeg on the CUDA device, batched (faster; may differ from PIL by a level on a "
+        "few pixels, see docs/BENCHMARKS.md). Clean images always use PIL",
+    )
+    p.add_argument(
         "--compare",
         type=Path,
         nargs="+",
@@ -167,6 +177,8 @@ def parse_args(argv: list[str] | None = None) -> EvalConfig:
         raise ValueError("--source files needs --imagenet-c DIR (the ImageNet-C JPEG tree)")
     if ns.source == "on-the-fly" and ns.imagenet_c is not None and ns.data is None:
         raise ValueError("--source on-the-fly corrupts val images: it needs --data VAL_DIR")
+    if ns.decode == "gpu" and ns.imagenet_c is None:
+        raise ValueError("--decode gpu decodes the ImageNet-C files: it needs --imagenet-c DIR")
     return EvalConfig(
         model=ns.model,
         weights=ns.weights,
@@ -185,6 +197,7 @@ def parse_args(argv: list[str] | None = None) -> EvalConfig:
         source=ns.source,
         seed=ns.seed,
         resize_policy=ns.resize_policy,
+        decode=ns.decode,
         compare=tuple(ns.compare),
         baseline=ns.baseline,
         figures=not ns.no_figures,

@@ -5,7 +5,11 @@ Workers decode JPEGs to uint8 tensors on the CPU; the uint8 batch is copied to t
 (pinned memory, non-blocking on CUDA: a quarter of the bytes of float32), where optional
 on-the-fly corruption, the resize policy and normalisation run; the model runs under
 ``torch.inference_mode``, in ``channels_last`` and, if asked, under bf16/fp16 autocast.
-Counts stay on the device until the cell ends, so the loop never waits for the GPU.
+With a :class:`BatchDecoder` (``--decode gpu``) workers only read the compressed bytes and the
+main process decodes the whole batch on the device (a tenth of the bytes through worker IPC).
+
+Nothing in the loop waits for the GPU: on CUDA the copy of batch i+1 runs on a side stream
+while batch i computes, and counts stay on the device until the cell ends (one sync a cell).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 import torch.nn as nn
@@ -28,6 +33,18 @@ _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 Prepare = Callable[[torch.Tensor], torch.Tensor]
 #: (uint8 NCHW batch on the device, dataset indices of the batch) -> uint8 NCHW batch.
 DeviceTransform = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class BatchDecoder(Protocol):
+    """Decodes batches in the main process (workers only read): see ``sources.JpegDecoder``."""
+
+    def collate(self, items: list[tuple[Any, int, int]]) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        """(payload, label, index) items -> (batch payload, labels, indices) on a worker."""
+        ...
+
+    def decode(self, payload: Any, indices: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """Batch payload -> uint8 NCHW batch on ``device``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -106,8 +123,10 @@ def make_loader(
     workers: int,
     device: torch.device,
     ctx: DistContext | None = None,
+    collate_fn: Callable | None = None,
 ) -> DataLoader:
-    """Sharded, pinned (on CUDA), prefetching loader of (uint8 images, labels, indices)."""
+    """Sharded, pinned (on CUDA), prefetching loader of (uint8 images, labels, indices)
+    (or of a decoder's payloads, with its ``collate_fn``)."""
     ctx = ctx or DistContext(device=device)
     sampler = ShardSampler(len(dataset), ctx.rank, ctx.world_size)  # type: ignore[arg-type]
     return DataLoader(
@@ -119,7 +138,27 @@ def make_loader(
         prefetch_factor=4 if workers > 0 else None,
         persistent_workers=False,
         drop_last=False,
+        collate_fn=collate_fn,
     )
+
+
+class _ToDevice:
+    """Host -> device copies; on CUDA on a side stream, so the copy of the next batch overlaps
+    the model's work on the current one (the compute stream waits only for its own batch)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+
+    def __call__(self, t: torch.Tensor) -> torch.Tensor:
+        if self.stream is None:
+            return t.to(self.device)
+        compute = torch.cuda.current_stream(self.device)
+        with torch.cuda.stream(self.stream):
+            out = t.to(self.device, non_blocking=True)
+        compute.wait_stream(self.stream)
+        out.record_stream(compute)  # memory allocated on the side stream, used on compute
+        return out
 
 
 def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
@@ -138,6 +177,7 @@ def evaluate_cell(
     precision: str = "fp32",
     ctx: DistContext | None = None,
     device_transform: DeviceTransform | None = None,
+    decoder: BatchDecoder | None = None,
     desc: str = "",
     progress: bool = True,
 ) -> Counts:
@@ -145,21 +185,33 @@ def evaluate_cell(
 
     ``dataset`` yields (uint8 3xHxW tensor, label). ``model`` must already be prepared with
     :func:`prepare_model`. The counts are this process's only: sum them over ranks with
-    :func:`~.distributed.all_reduce_sum`.
+    :func:`~.distributed.all_reduce_sum`. With ``decoder``, ``dataset`` yields what its
+    ``collate`` expects and ``decoder.decode`` makes the uint8 batch on the device.
     """
     if batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
     check_precision(precision, device)
     ctx = ctx or DistContext(device=device)
-    loader = make_loader(dataset, batch_size=batch_size, workers=workers, device=device, ctx=ctx)
+    loader = make_loader(
+        dataset,
+        batch_size=batch_size,
+        workers=workers,
+        device=device,
+        ctx=ctx,
+        collate_fn=decoder.collate if decoder is not None else None,
+    )
+    to_device = _ToDevice(device)
     n = torch.zeros((), dtype=torch.int64, device=device)
     c1 = torch.zeros((), dtype=torch.int64, device=device)
     c5 = torch.zeros((), dtype=torch.int64, device=device)
     bar = tqdm(loader, desc=desc, unit="batch", leave=False, disable=not (progress and ctx.is_main))
     with torch.inference_mode():
-        for images, labels, indices in bar:
-            images = images.to(device, non_blocking=True)
-            labels = labels.to(device, non_blocking=True)
+        for payload, labels, indices in bar:
+            labels = to_device(labels)
+            if decoder is not None:
+                images = decoder.decode(payload, indices, device)
+            else:
+                images = to_device(payload)
             if device_transform is not None:
                 images = device_transform(images, indices)
             x = prepare(images).contiguous(memory_format=torch.channels_last)

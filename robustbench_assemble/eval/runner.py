@@ -24,7 +24,15 @@ from .cli import EvalConfig, default_workers
 from .distributed import DistContext, all_reduce_sum, barrier, broadcast_object
 from .loop import Counts, check_precision, evaluate_cell, prepare_model
 from .modelio import ModelIO, check_frames, load_model
-from .sources import FRAME_GEOMETRY, FilesSource, OnTheFlySource, SmokeSource, Source, ValFolder
+from .sources import (
+    FRAME_GEOMETRY,
+    FilesSource,
+    OnTheFlySource,
+    SmokeSource,
+    Source,
+    ValFolder,
+    check_gpu_decode,
+)
 
 log = logging.getLogger("robustbench_assemble.eval")
 
@@ -53,7 +61,16 @@ def build_source(cfg: EvalConfig, io: ModelIO, device: torch.device) -> Source:
                 "--resize-policy native corrupts val images at the model's input size on the "
                 "fly; it needs --source on-the-fly (the ImageNet-C files are 224x224)"
             )
-        return FilesSource(cfg.imagenet_c, val, cfg.limit, io.clean_transform, io.num_classes)
+        if cfg.decode == "gpu":
+            check_gpu_decode(device)
+        return FilesSource(
+            cfg.imagenet_c, val, cfg.limit, io.clean_transform, io.num_classes, cfg.decode
+        )
+    if cfg.decode != "cpu":
+        raise ValueError(
+            "--decode gpu applies to the ImageNet-C files (--source files); on-the-fly "
+            "corruption decodes val images with PIL"
+        )
     if val is None:
         raise ValueError("--source on-the-fly needs --data VAL_DIR")
     return OnTheFlySource(val, io.clean_transform, cfg.seed, device, geometry)
@@ -106,6 +123,7 @@ def run_imagenet_c(cfg: EvalConfig, ctx: DistContext) -> CResults:
     for i, cell in enumerate(cells, 1):
         data = source.cell(cell)
         key = {**base_key, "cell": cell.name, "data_fingerprint": data.fingerprint}
+        key["decode"] = data.decode  # nvjpeg and PIL may differ by a level on a few pixels
         fingerprints.append(f"{cell.name}:{data.fingerprint}")
         if data.device_transform is not None:
             # random draws depend on the generator's device and on how images are batched
@@ -132,6 +150,7 @@ def run_imagenet_c(cfg: EvalConfig, ctx: DistContext) -> CResults:
             precision=cfg.precision,
             ctx=ctx,
             device_transform=data.device_transform,
+            decoder=data.decoder,
             desc=str(cell),
             progress=cfg.progress,
         )
@@ -160,6 +179,7 @@ def run_imagenet_c(cfg: EvalConfig, ctx: DistContext) -> CResults:
         "batch_size": batch_size,
         "seed": cfg.seed,
         "resize_policy": io.resize_policy,
+        "decode": cfg.decode,
         "weights": str(cfg.weights) if cfg.weights else None,
         "weights_file_sha256": file_sha256(cfg.weights) if cfg.weights and ctx.is_main else None,
         "state_dict_sha256": weights_hash,

@@ -13,12 +13,20 @@ corruption) and a fingerprint of the data the numbers depend on (part of the cac
 - ``smoke``: the embedded five-photo sample of :mod:`.smoke`, corrupted on the fly.
 
 With ``--limit N`` every cell (clean included) uses the same :func:`select_subset` images.
+
+``--decode gpu`` (files source, ImageNet-C cells only): workers read the JPEG bytes and the
+main process decodes each batch with nvjpeg (:class:`JpegDecoder`). Default ``cpu`` decodes
+with PIL, the reference's decoder; nvjpeg may differ by a level or two on a few pixels (measured
+in docs/BENCHMARKS.md), so ``decode`` is part of the cache key. Clean images keep PIL (their
+Resize + CenterCrop on PIL images is the protocol).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,12 +38,14 @@ from torch.utils.data import Dataset
 
 from ..datasets.imagenet import Sample, find_classes, fingerprint, index_folder, select_subset
 from ..datasets.imagenet_c import ImageNetC, find_cell
-from ..images import load_rgb, resize_center_crop
+from ..images import ImageReadError, load_rgb, resize_center_crop
 from .cache import Cell
-from .loop import DeviceTransform
+from .loop import BatchDecoder, DeviceTransform
 from .smoke import SMOKE_DESCRIPTION, load_smoke_sample, smoke_fingerprint
 
 SOURCES = ("files", "on-the-fly")
+#: JPEG decoders of the ImageNet-C files: PIL on CPU workers, or nvjpeg on the CUDA device.
+DECODERS = ("cpu", "gpu")
 
 #: PIL image -> uint8 3xHxW tensor at the model's input size (its clean preprocessing).
 CleanTransform = Callable[[Image.Image], torch.Tensor]
@@ -52,6 +62,10 @@ class CellData:
     #: already at the model's input size.
     frames: bool = True
     extra_key: dict = field(default_factory=dict)
+    #: decodes batches in the main process (``--decode gpu``); None: workers decode (PIL).
+    decoder: BatchDecoder | None = None
+    #: the decoder that produced the pixels (cache key: decoders may differ by a level).
+    decode: str = "cpu"
 
 
 #: (resize, crop) of the frames ImageNet-C corrupts: Resize(256) + CenterCrop(224).
@@ -110,6 +124,110 @@ class InMemory(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         return self.items[index]
+
+
+def read_jpeg_bytes(path: str | os.PathLike) -> torch.Tensor:
+    """The bytes of a file as a 1-D uint8 tensor (what nvjpeg decodes)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ImageReadError(f"cannot read image {path}: {exc}") from exc
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+
+
+class JpegBytes(Dataset):
+    """The files of ``samples`` as (compressed bytes, label): workers only read the file."""
+
+    def __init__(self, samples: Sequence[Sample]) -> None:
+        self.samples = list(samples)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        s = self.samples[index]
+        return read_jpeg_bytes(s.path), s.label
+
+
+def _decode_jpegs(chunks: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+    """torchvision's decode_jpeg to RGB (batched nvjpeg on CUDA; libjpeg-turbo on CPU)."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torchvision >= 0.29 marks its decoders deprecated
+        return decode_jpeg(chunks, mode=ImageReadMode.RGB, device=device)
+
+
+class JpegDecoder:
+    """Batches of JPEG bytes -> one uint8 NCHW batch decoded on ``device`` (``--decode gpu``).
+
+    A worker concatenates a batch's files into one uint8 tensor + lengths (one shared-memory
+    block, ~10x smaller than the decoded pixels); the main process splits it into views and
+    decodes them all in one call (batched nvjpeg on CUDA). A file that fails is named.
+    """
+
+    def __init__(self, samples: Sequence[Sample]) -> None:
+        self.paths = [s.path for s in samples]
+
+    def collate(
+        self, items: list[tuple[torch.Tensor, int, int]]
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor, torch.Tensor]:
+        data, labels, indices = zip(*items, strict=True)
+        lengths = torch.tensor([d.numel() for d in data], dtype=torch.int64)
+        return (torch.cat(data), lengths), torch.tensor(labels), torch.tensor(indices)
+
+    def decode(
+        self,
+        payload: tuple[torch.Tensor, torch.Tensor],
+        indices: torch.Tensor,
+        device: torch.device,
+    ) -> torch.Tensor:
+        data, lengths = payload
+        chunks = list(torch.split(data, lengths.tolist()))
+        try:
+            images = _decode_jpegs(chunks, device)
+        except RuntimeError:
+            self._raise_for_bad_file(chunks, indices, device)
+            raise
+        shape = images[0].shape
+        for image, i in zip(images, indices.tolist(), strict=True):
+            if image.shape != shape:
+                raise ImageReadError(
+                    f"image {self.paths[i]} decodes to {tuple(image.shape)}, the batch's first "
+                    f"image to {tuple(shape)}: ImageNet-C frames must all have one size"
+                )
+        return torch.stack(images)
+
+    def _raise_for_bad_file(
+        self, chunks: list[torch.Tensor], indices: torch.Tensor, device: torch.device
+    ) -> None:
+        """Decode one by one to name the file that made the batch fail."""
+        for chunk, i in zip(chunks, indices.tolist(), strict=True):
+            try:
+                _decode_jpegs([chunk], device)
+            except RuntimeError as exc:
+                raise ImageReadError(
+                    f"cannot read image {self.paths[i]} with decode_jpeg on {device.type} "
+                    f"(--decode gpu): {str(exc).splitlines()[0]}; --decode cpu uses PIL"
+                ) from exc
+
+
+def check_gpu_decode(device: torch.device) -> None:
+    """Fail fast (clear ValueError) if ``--decode gpu`` cannot run on ``device``."""
+    if device.type != "cuda":
+        raise ValueError(
+            f"--decode gpu decodes JPEGs with nvjpeg on a CUDA device; the device is {device} "
+            "(use --decode cpu)"
+        )
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (120, 30, 200)).save(buf, "JPEG", quality=85)
+    try:
+        _decode_jpegs([torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)], device)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"--decode gpu: torchvision cannot decode JPEGs on {device} "
+            f"({str(exc).splitlines()[0]}); use --decode cpu"
+        ) from exc
 
 
 def batch_seed(seed: int, cell: Cell, first_index: int) -> int:
@@ -174,7 +292,11 @@ class FilesSource(Source):
         limit: int | None,
         clean_transform: CleanTransform,
         num_classes: int = 1000,
+        decode: str = "cpu",
     ) -> None:
+        if decode not in DECODERS:
+            raise ValueError(f"--decode {decode!r}: expected one of {', '.join(DECODERS)}")
+        self.decode = decode
         self.root = Path(imagenet_c)
         if not self.root.is_dir():
             raise FileNotFoundError(f"--imagenet-c {self.root}: folder does not exist")
@@ -182,8 +304,10 @@ class FilesSource(Source):
         self.has_clean = val is not None
         self.num_classes = num_classes
         self._classes: list[str] | None = val.classes if val is not None else None
-        self.description = f"ImageNet-C files under {self.root}" + (
-            f", clean images from {val.root}" if val is not None else " (no clean images)"
+        self.description = (
+            f"ImageNet-C files under {self.root}"
+            + (f", clean images from {val.root}" if val is not None else " (no clean images)")
+            + (", ImageNet-C JPEGs decoded with nvjpeg on the GPU" if decode == "gpu" else "")
         )
 
     def classes(self, any_cell: Cell) -> list[str]:
@@ -222,6 +346,14 @@ class FilesSource(Source):
         else:
             ds = ImageNetC(
                 self.root, cell.corruption, cell.severity, self.classes(cell), limit=self.limit
+            )
+        if self.decode == "gpu":
+            return CellData(
+                JpegBytes(ds.samples),
+                ds.fingerprint(),
+                frames=True,
+                decoder=JpegDecoder(ds.samples),
+                decode="gpu",
             )
         return CellData(ds, ds.fingerprint(), frames=True)
 

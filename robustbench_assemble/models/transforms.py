@@ -12,6 +12,7 @@ The pipeline is split where the data crosses to the device:
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import torch
@@ -84,6 +85,16 @@ def clean_transform(pre: Preprocessing) -> T.Compose:
     )
 
 
+@functools.lru_cache(maxsize=32)
+def _mean_std(
+    mean: tuple[float, ...], std: tuple[float, ...], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-device constants, made once: building them per batch is a host->device copy that
+    waits for the GPU queue to drain, which serialises loading and compute."""
+    as_tensor = functools.partial(torch.tensor, dtype=torch.float32, device=device)
+    return as_tensor(mean).view(3, 1, 1), as_tensor(std).view(3, 1, 1)
+
+
 def normalize_batch(
     x: torch.Tensor,
     pre: Preprocessing,
@@ -104,8 +115,7 @@ def normalize_batch(
     y = x.to(torch.float32).div_(255.0)
     if pre.channel_order == "BGR":
         y = y.flip(-3)
-    mean = torch.tensor(pre.mean, dtype=torch.float32, device=x.device).view(3, 1, 1)
-    std = torch.tensor(pre.std, dtype=torch.float32, device=x.device).view(3, 1, 1)
+    mean, std = _mean_std(pre.mean, pre.std, x.device)
     y = y.sub_(mean).div_(std).to(dtype)
     if channels_last and y.dim() == 4:
         y = y.contiguous(memory_format=torch.channels_last)

