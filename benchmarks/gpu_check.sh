@@ -28,9 +28,9 @@ run() {  # name, timeout, command...
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   python3 -c "import torch, torchvision, numpy; print('torch', torch.__version__, 'tv', torchvision.__version__, 'numpy', numpy.__version__, torch.cuda.get_device_name(0))"
 } 2>&1 | tee "$OUT/device.log"
-run pytest_gpu 150 python3 -m pytest -q -p no:cacheprovider -m gpu -o addopts="" tests/
+run pytest_gpu 150 python3 -m pytest -q -s -p no:cacheprovider -m gpu -o addopts="" tests/
 run corruptions 150 python3 benchmarks/corruptions.py --device cuda --images 64 --batch 64
-run eval_throughput 120 python3 benchmarks/eval_throughput.py --data "$DATA" --device cuda \
-  --precision bf16 --batch-size 125 --workers 16 --images 250 --repeat 8
+run eval_throughput 150 python3 benchmarks/eval_throughput.py --data "$DATA" --device cuda \
+  --precision bf16 --workers 16 --images 250 --repeat 100 --mem-sizes 100,200
 run perturbations 90 python3 benchmarks/perturbations.py --images 16 --device cuda --batch 16 \
   --names gaussian_noise shot_noise speckle_noise zoom_blur brightness rotate scale shear tilt
