@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 from conftest import sample_files
 
 from robustbench_assemble.eval import main
+from robustbench_assemble.eval.cli import resolve_baselines
 from robustbench_assemble.evaluate_p import evaluate_imagenet_p
 from robustbench_assemble.make_imagenet_p import generate
 from robustbench_assemble.metrics import P_TEST
@@ -41,15 +43,16 @@ def _run(argv: list[str]) -> int:
 
 def test_cli_imagenet_p_matches_direct_evaluation(lite0, tmp_path):
     val = _mini_val(tmp_path / "val", 3)
-    generate(val, tmp_path / "p", perturbations=["brightness", "gaussian_noise"],
+    generate(val, tmp_path / "p", perturbations=["brightness", "gaussian_noise", "scale"],
              difficulties=[1], seed=0, progress=False)  # fmt: skip
     out = tmp_path / "out"
     assert _run(["--model", MODEL, "--imagenet-p", str(tmp_path / "p"), "--out", str(out)]) == 0
     report = json.loads((out / MODEL / "imagenet_p.json").read_text())
     assert report["dataset"] == "imagenet_p"
-    assert report["mfr"] is None  # 2 of the 10 test perturbations: no mFR
+    assert report["mfr"] is None  # 3 of the 10 test perturbations: no mFR
     direct = evaluate_imagenet_p(
-        lite0, tmp_path / "p", perturbations=["brightness", "gaussian_noise"], difficulties=[1],
+        lite0, tmp_path / "p", perturbations=["brightness", "gaussian_noise", "scale"],
+        difficulties=[1],
         device="cpu", batch_size=31, progress=False,
     )  # fmt: skip
     cells = report["details"]["cells"]
@@ -59,6 +62,26 @@ def test_cli_imagenet_p_matches_direct_evaluation(lite0, tmp_path):
         assert got["flip_probability"] == pytest.approx(want["flip_probability"], abs=1e-12)
         assert got["top5_distance"] == pytest.approx(want["top5_distance"], abs=1e-12)
     assert (out / MODEL / "figures").is_dir()
+
+    # a measured baseline given as a results folder: the model normalised by itself -> FR 100 %
+    base = tmp_path / "base"
+    base.mkdir()
+    shutil.copy(out / MODEL / "imagenet_p.json", base / "imagenet_p.json")
+    assert resolve_baselines([base]) == (None, base / "imagenet_p.json")
+    flipping = [n for n in cells if cells[n]["1"]["flip_probability"]]  # FR needs FP > 0
+    assert "scale" in flipping  # zooming 0.4x -> 1.15x changes some top-1 predictions
+    assert _run(["--model", MODEL, "--imagenet-p", str(tmp_path / "p"), "--out", str(out),
+                 "--perturbations", *flipping, "--baseline", str(base)]) == 0  # fmt: skip
+    again = json.loads((out / MODEL / "imagenet_p.json").read_text())["details"]["cells"]
+    for name in flipping:
+        assert again[name]["1"]["flip_rate_percent"] == pytest.approx(100.0)
+    with pytest.raises(ValueError, match="both"):
+        resolve_baselines([base, base / "imagenet_p.json"])
+    (tmp_path / "junk.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a result file"):
+        resolve_baselines([tmp_path / "junk.json"])
+    with pytest.raises(FileNotFoundError, match="neither"):
+        resolve_baselines([tmp_path / "val"])
 
 
 @pytest.mark.slow

@@ -4,7 +4,7 @@
         [--imagenet-c DIR] [--imagenet-p DIR] [--corruptions a,b|common|all]
         [--severities 1,2] [--limit N] [--batch-size N] [--workers N] [--device D]
         [--precision fp32|bf16|fp16] [--out DIR] [--source files|on-the-fly] [--seed N]
-        [--resize-policy P] [--decode cpu|gpu] [--compare FILE ...] [--baseline FILE]
+        [--resize-policy P] [--decode cpu|gpu] [--compare FILE ...] [--baseline PATH ...]
         [--no-figures]
 
 With no data flag at all it evaluates the embedded smoke sample (five scikit-image photos,
@@ -50,7 +50,8 @@ class EvalConfig:
     resize_policy: str | None = None
     decode: str = "cpu"
     compare: tuple[Path, ...] = ()
-    baseline: Path | None = None
+    baseline_c: Path | None = None  # measured AlexNet imagenet_c.json (None: published table)
+    baseline_p: Path | None = None  # measured AlexNet imagenet_p.json (None: published FPs)
     figures: bool = True
     progress: bool = True
 
@@ -142,8 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--baseline",
         type=Path,
-        metavar="FILE",
-        help="a measured AlexNet result JSON replacing the published AlexNet errors",
+        nargs="+",
+        default=[],
+        metavar="PATH",
+        help="measured AlexNet results replacing the published constants: imagenet_c.json "
+        "and/or imagenet_p.json files, or a results folder holding them (e.g. results/alexnet); "
+        "needed for mT5D, which has no published AlexNet values",
     )
     p.add_argument("--no-figures", action="store_true", help="skip the PNG/PDF figures")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
@@ -168,9 +173,7 @@ def parse_args(argv: list[str] | None = None) -> EvalConfig:
     ):
         if path is not None and not path.is_dir():
             raise FileNotFoundError(f"{flag} {path}: folder does not exist")
-    for flag, path in [("--weights", ns.weights), ("--baseline", ns.baseline)] + [
-        ("--compare", c) for c in ns.compare
-    ]:
+    for flag, path in [("--weights", ns.weights)] + [("--compare", c) for c in ns.compare]:
         if path is not None and not path.is_file():
             raise FileNotFoundError(f"{flag} {path}: file does not exist")
     if ns.source == "files" and ns.imagenet_c is None:
@@ -179,6 +182,7 @@ def parse_args(argv: list[str] | None = None) -> EvalConfig:
         raise ValueError("--source on-the-fly corrupts val images: it needs --data VAL_DIR")
     if ns.decode == "gpu" and ns.imagenet_c is None:
         raise ValueError("--decode gpu decodes the ImageNet-C files: it needs --imagenet-c DIR")
+    baseline_c, baseline_p = resolve_baselines(ns.baseline)
     return EvalConfig(
         model=ns.model,
         weights=ns.weights,
@@ -199,10 +203,45 @@ def parse_args(argv: list[str] | None = None) -> EvalConfig:
         resize_policy=ns.resize_policy,
         decode=ns.decode,
         compare=tuple(ns.compare),
-        baseline=ns.baseline,
+        baseline_c=baseline_c,
+        baseline_p=baseline_p,
         figures=not ns.no_figures,
         progress=not ns.no_progress,
     )
+
+
+def resolve_baselines(paths: list[Path]) -> tuple[Path | None, Path | None]:
+    """Sort ``--baseline`` paths into (ImageNet-C result, ImageNet-P result) by their content.
+
+    A folder contributes its ``imagenet_c.json`` / ``imagenet_p.json``; a file is classified by
+    its ``dataset`` field. Two files of the same kind, or none of a usable kind, is an error.
+    """
+    from ..reporting import load_report
+
+    found: dict[str, Path] = {}
+    for path in paths:
+        if path.is_dir():
+            files = [
+                path / n for n in ("imagenet_c.json", "imagenet_p.json") if (path / n).is_file()
+            ]
+            if not files:
+                raise FileNotFoundError(
+                    f"--baseline {path}: folder holds neither imagenet_c.json nor imagenet_p.json"
+                )
+        elif path.is_file():
+            files = [path]
+        else:
+            raise FileNotFoundError(f"--baseline {path}: no such file or folder")
+        for f in files:
+            try:
+                dataset = load_report(f)["dataset"]
+            except (ValueError, KeyError, OSError) as exc:
+                raise ValueError(f"--baseline {f}: not a result file of this tool ({exc})") from exc
+            kind = "p" if dataset == "imagenet_p" else "c"
+            if kind in found:
+                raise ValueError(f"--baseline: both {found[kind]} and {f} are {dataset} results")
+            found[kind] = f
+    return found.get("c"), found.get("p")
 
 
 def default_workers() -> int:

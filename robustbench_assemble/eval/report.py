@@ -43,7 +43,7 @@ def build_report(results: CResults, cfg: EvalConfig) -> dict:
         config_dict(cfg, results),
         reporting.collect_versions(),
         results.meta.get("data_fingerprint"),
-        baseline=str(cfg.baseline) if cfg.baseline is not None else "alexnet",
+        baseline=str(cfg.baseline_c) if cfg.baseline_c is not None else "alexnet",
         model_info=info,
     )
 
@@ -70,7 +70,7 @@ def write_figures(cfg: EvalConfig, folder: Path) -> dict[str, Path]:
     """CE bars and error-vs-severity curves (PNG + PDF) of this model and the --compare ones."""
     from .. import figures
 
-    baseline = str(cfg.baseline) if cfg.baseline is not None else "alexnet"
+    baseline = str(cfg.baseline_c) if cfg.baseline_c is not None else "alexnet"
     written = figures.make_figures(folder, cfg.compare, baseline)
     return {f"figure {p.stem}.{p.suffix[1:]}": p for p in written if p.suffix == ".png"}
 

@@ -260,9 +260,7 @@ def run_imagenet_p(cfg: EvalConfig, ctx: DistContext) -> Path | None:
         )
         for k, v in raw.items()
     }
-    baseline = (
-        cfg.baseline if cfg.baseline is not None and "imagenet_p" in cfg.baseline.name else None
-    )
+    baseline = cfg.baseline_p
     config = {
         "model": cfg.model,
         "imagenet_p": str(cfg.imagenet_p),
