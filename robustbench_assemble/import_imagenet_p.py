@@ -19,12 +19,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tqdm import tqdm
-
 from .datasets.imagenet_p import MP4Sequences, available_datasets, read_mp4
 from .perturbations import resolve_difficulties, resolve_names
 from .perturbations.params import num_frames
-from .perturbations.storage import SequenceWriter, encode_chunk, h5_path, is_complete
+from .perturbations.storage import (
+    SequenceWriter,
+    encode_chunk,
+    existing_complete,
+    h5_path,
+    write_sequences,
+)
 
 
 def decode(job: tuple[int, str, int]) -> tuple[int, bytes]:
@@ -63,11 +67,9 @@ def import_tree(
     try:
         for name, d in chosen:
             path = h5_path(out, name, d)
-            if path.exists():
-                if is_complete(path):
-                    written.append(path)
-                    continue
-                raise ValueError(f"{path} exists but is not a complete ImageNet-P file; remove it")
+            if existing_complete(path):
+                written.append(path)
+                continue
             videos = MP4Sequences(src / path.stem)
             writer = SequenceWriter(
                 path,
@@ -79,23 +81,12 @@ def import_tree(
                 seed=None,
                 source="mp4",
             )
-            try:
-                t = num_frames(name)
-                jobs = [(i, str(videos.paths[i]), t) for i in writer.todo]
-                results = map(decode, jobs) if pool is None else pool.imap_unordered(decode, jobs)
-                with tqdm(
-                    total=len(videos),
-                    initial=len(videos) - len(jobs),
-                    desc=path.name,
-                    unit="video",
-                    disable=not progress,
-                ) as bar:
-                    for index, chunk in results:
-                        writer.write(index, chunk)
-                        bar.update()
-                written.append(writer.finish())
-            finally:
-                writer.close()
+            t = num_frames(name)
+            jobs = [(i, str(videos.paths[i]), t) for i in writer.todo]
+            results = map(decode, jobs) if pool is None else pool.imap_unordered(decode, jobs)
+            written.append(
+                write_sequences(writer, results, total=len(videos), unit="video", progress=progress)
+            )
     finally:
         if pool is not None:
             pool.close()

@@ -33,13 +33,17 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from tqdm import tqdm
-
 from .datasets.imagenet import index_folder, select_subset
 from .images import load_rgb
 from .perturbations import make_sequence, resolve_difficulties, resolve_names, sequence_seed
 from .perturbations.params import source_difficulty
-from .perturbations.storage import SequenceWriter, encode_chunk, h5_path, is_complete
+from .perturbations.storage import (
+    SequenceWriter,
+    encode_chunk,
+    existing_complete,
+    h5_path,
+    write_sequences,
+)
 
 Job = tuple[int, str, str, str, int, int]  # index, path, relpath, name, difficulty, seed
 
@@ -163,11 +167,9 @@ def generate(
         for name, d in dataset_jobs(names, diffs):
             on_gpu = name in torch_names
             path = h5_path(out, name, d)
-            if path.exists():
-                if is_complete(path):
-                    written.append(path)
-                    continue
-                raise ValueError(f"{path} exists but is not a complete ImageNet-P file; remove it")
+            if existing_complete(path):
+                written.append(path)
+                continue
             writer = SequenceWriter(
                 path,
                 perturbation=name,
@@ -178,30 +180,15 @@ def generate(
                 seed=seed,
                 generator=CUDA_GENERATOR if on_gpu else CPU_GENERATOR,
             )
-            try:
-                jobs = [
-                    (i, str(samples[i].path), samples[i].relpath, name, d, seed)
-                    for i in writer.todo
-                ]
-                bar = tqdm(
-                    total=len(samples),
-                    initial=len(samples) - len(jobs),
-                    desc=path.name,
-                    unit="seq",
-                    disable=not progress,
-                )
-                results = (
-                    _cuda_results(jobs, pool, batch_size, device)
-                    if on_gpu
-                    else _results(jobs, pool)
-                )
-                for index, chunk in results:
-                    writer.write(index, chunk)
-                    bar.update()
-                bar.close()
-                written.append(writer.finish())
-            finally:
-                writer.close()
+            jobs = [
+                (i, str(samples[i].path), samples[i].relpath, name, d, seed) for i in writer.todo
+            ]
+            results = (
+                _cuda_results(jobs, pool, batch_size, device) if on_gpu else _results(jobs, pool)
+            )
+            written.append(
+                write_sequences(writer, results, total=len(samples), unit="seq", progress=progress)
+            )
     finally:
         if pool is not None:
             pool.close()

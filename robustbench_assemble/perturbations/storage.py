@@ -26,11 +26,12 @@ from __future__ import annotations
 import os
 import warnings
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import h5py
 import numpy as np
+from tqdm import tqdm
 
 from .._version import __version__
 from .params import CROP, dataset_name, num_frames
@@ -64,6 +65,44 @@ def is_complete(path: str | os.PathLike) -> bool:
             return bool(f.attrs.get("complete", False)) and bool(np.all(f["completed"][()]))
     except (OSError, KeyError):
         return False
+
+
+def existing_complete(path: Path) -> bool:
+    """True if ``path`` is a finished file (skip it); a half-valid file at the final name is an
+    error (writers only ever create ``.partial`` files, so this means foreign or damaged data)."""
+    if not path.exists():
+        return False
+    if is_complete(path):
+        return True
+    raise ValueError(f"{path} exists but is not a complete ImageNet-P file; remove it")
+
+
+def write_sequences(
+    writer: SequenceWriter,
+    results: Iterable[tuple[int, bytes | np.ndarray]],
+    *,
+    total: int,
+    unit: str,
+    progress: bool,
+) -> Path:
+    """Write ``(index, chunk)`` results as they arrive, with a progress bar, then finish the file.
+
+    The writer is closed in every case, so an interrupted run leaves a resumable ``.partial``.
+    """
+    try:
+        with tqdm(
+            total=total,
+            initial=total - len(writer.todo),
+            desc=writer.path.name,
+            unit=unit,
+            disable=not progress,
+        ) as bar:
+            for index, chunk in results:
+                writer.write(index, chunk)
+                bar.update()
+        return writer.finish()
+    finally:
+        writer.close()
 
 
 class SequenceWriter:
