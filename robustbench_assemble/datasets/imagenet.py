@@ -158,7 +158,37 @@ def to_chw_tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
-class ImageNetVal(Dataset):
+class SampleDataset(Dataset):
+    """(uint8 3xHxW tensor, label) pairs over a list of :class:`Sample`; subclasses say how one
+    file becomes an HxWx3 uint8 array (:meth:`image`). ``transform``, if given, is applied to
+    the uint8 tensor (normalisation belongs to the evaluation harness)."""
+
+    samples: list[Sample]
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    def image(self, sample: Sample) -> np.ndarray:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        s = self.samples[index]
+        x = to_chw_tensor(self.image(s))
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, s.label
+
+    @property
+    def relpaths(self) -> list[str]:
+        return [s.relpath for s in self.samples]
+
+    def fingerprint(self) -> str:
+        """:func:`fingerprint` of the selected files."""
+        return fingerprint(self.samples)
+
+
+class ImageNetVal(SampleDataset):
     """Clean ImageNet val images as (uint8 3xHxW tensor after Resize+CenterCrop, label).
 
     ``resize``/``crop`` default to the ImageNet-C protocol (256 -> 224); a model evaluated at
@@ -183,20 +213,5 @@ class ImageNetVal(Dataset):
         self.samples = select_subset(all_samples, limit)
         self.resize, self.crop, self.transform = resize, crop, transform
 
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        s = self.samples[index]
-        x = to_chw_tensor(resize_center_crop(load_rgb(s.path), self.resize, self.crop))
-        if self.transform is not None:
-            x = self.transform(x)
-        return x, s.label
-
-    @property
-    def relpaths(self) -> list[str]:
-        return [s.relpath for s in self.samples]
-
-    def fingerprint(self) -> str:
-        """:func:`fingerprint` of the selected files."""
-        return fingerprint(self.samples)
+    def image(self, sample: Sample) -> np.ndarray:
+        return resize_center_crop(load_rgb(sample.path), self.resize, self.crop)

@@ -20,11 +20,10 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from ..corruptions.params import CATEGORIES, CORRUPTIONS, SEVERITIES, check_name, check_severity
 from ..images import load_rgb
-from .imagenet import Sample, fingerprint, index_folder, select_subset, to_chw_tensor
+from .imagenet import Sample, SampleDataset, index_folder, select_subset
 
 JPEG_SUFFIXES = (".jpeg", ".jpg")
 
@@ -130,7 +129,7 @@ def index_cell(
     return cell, samples
 
 
-class ImageNetC(Dataset):
+class ImageNetC(SampleDataset):
     """One (corruption, severity) cell as (uint8 3x224x224 tensor, label) pairs, not resized.
 
     ``classes`` is the model's class order (normally :func:`~.imagenet.find_classes` of the
@@ -157,20 +156,5 @@ class ImageNetC(Dataset):
         )
         self.transform = transform
 
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        s = self.samples[index]
-        x = to_chw_tensor(np.asarray(load_rgb(s.path), dtype=np.uint8))
-        if self.transform is not None:
-            x = self.transform(x)
-        return x, s.label
-
-    @property
-    def relpaths(self) -> list[str]:
-        return [s.relpath for s in self.samples]
-
-    def fingerprint(self) -> str:
-        """:func:`~.imagenet.fingerprint` of the selected files of this cell."""
-        return fingerprint(self.samples)
+    def image(self, sample: Sample) -> np.ndarray:
+        return np.asarray(load_rgb(sample.path), dtype=np.uint8)  # 224 files: no resize
