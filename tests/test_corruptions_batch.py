@@ -79,6 +79,25 @@ def test_random_corruptions_depend_on_the_seed(batch, name):
     assert not torch.equal(a, b)
 
 
+@pytest.mark.parametrize("name", CORRUPTIONS)
+def test_cpu_output_does_not_depend_on_the_thread_count(batch, name):
+    """The CPU splits the batch into one chunk per thread after drawing every random field
+    for the whole batch: 1, 2 and 3 threads (chunks 3, 2+1, 1+1+1) must give the same bytes."""
+    x = batch[:3]
+    saved = torch.get_num_threads()
+    try:
+        for severity in (1, 5):
+            outs = []
+            for threads in (1, 2, 3):
+                torch.set_num_threads(threads)
+                outs.append(corrupt_batch(x, name, severity, torch.Generator().manual_seed(5)))
+            for threads, out in zip((2, 3), outs[1:]):
+                assert torch.equal(outs[0], out), f"{name} s{severity}: {threads} threads differ"
+    finally:
+        torch.set_num_threads(saved)
+    assert torch.get_num_threads() == saved
+
+
 def test_memory_format_is_preserved(batch):
     x = batch[:2].contiguous(memory_format=torch.channels_last)
     out = corrupt_batch(x, "contrast", 2)
@@ -468,3 +487,20 @@ def test_cuda_matches_cpu_and_reference(photos):
                 assert mad(to_numpy(out), cpu) < 0.25, f"{name} s{severity} CPU vs CUDA"
     with pytest.raises(ValueError, match="generator"):
         corrupt_batch(xc, "gaussian_noise", 1, torch.Generator())
+
+
+def test_cpu_thread_pool_under_inference_mode(photos):
+    """The evaluation harness calls corrupt_batch inside torch.inference_mode(); the CPU
+    thread pool must carry that mode into its threads (it is thread-local)."""
+    x = torch.from_numpy(np.stack(photos[:4])).permute(0, 3, 1, 2).contiguous()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        g = torch.Generator().manual_seed(0)
+        want = corrupt_batch(x, "gaussian_blur", 2, generator=g)
+        with torch.inference_mode():
+            xi = x.clone()
+            got = corrupt_batch(xi, "gaussian_blur", 2, generator=torch.Generator().manual_seed(0))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(got, want)

@@ -195,3 +195,12 @@ def sample_table(levels, bits, thresholds, guide, out):  # pragma: no cover - co
             k += 1
         out[i] = k
     return out
+
+
+@numba.njit(**_JIT)
+def lookup2(a, b, table, out):  # pragma: no cover - compiled
+    """``out[i] = table[a[i], b[i]]`` on flat uint8 arrays: a uint8 function of two uint8
+    inputs, precomputed for all 65,536 pairs (frost's blend)."""
+    for i in range(a.shape[0]):
+        out[i] = table[a[i], b[i]]
+    return out

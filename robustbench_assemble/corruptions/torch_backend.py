@@ -15,9 +15,12 @@ pixel for pixel.
 
 On a CPU, the slowest batched steps are replaced by compiled loops (:mod:`.cpu_kernels`) that
 do the reference library's arithmetic once per value (HSV round trip, zoom_blur's zooms, the
-glass loop, Pillow's BOX passes), direct OpenCV calls on views of the batch (defocus's
-filter2D, JPEG via libjpeg-turbo, bit-identical to Pillow's), and table sampling of the noises'
-exact output distributions (:mod:`.noise_tables`); docs/FIDELITY.md, "CPU path".
+glass loop, Pillow's BOX passes, frost's blend as a table), direct OpenCV calls on views of the
+batch (defocus's filter2D, the Gaussian blurs' sepFilter2D, JPEG via libjpeg-turbo,
+bit-identical to Pillow's), and table sampling of the noises' exact output distributions
+(:mod:`.noise_tables`); docs/FIDELITY.md, "CPU path". The CPU batch is split into one chunk
+of images per ``torch.get_num_threads()`` thread after all random fields of the batch are
+drawn, so the output does not depend on the thread count.
 
 Steps that run on the CPU whatever the device (everything else stays on the device):
 
@@ -165,12 +168,16 @@ def _disk(radius: float, alias_blur: float) -> np.ndarray:
 # ----------------------------------------------------------------------------- noise
 
 
-def _table_noise(x: torch.Tensor, name: str, c: float, g) -> torch.Tensor:
+def _table_noise(
+    x: torch.Tensor, name: str, c: float, g, bits: torch.Tensor | None = None
+) -> torch.Tensor:
     """CPU: every value drawn from its exact output distribution (:mod:`.noise_tables`) with
-    one 31-bit random integer from ``g``."""
+    one 31-bit random integer from ``g`` (or given as ``bits``, shaped like ``x``)."""
     thresholds, guide = sampling_tables(name, float(c))
     levels = x.reshape(-1).numpy()
-    bits = torch.empty(levels.size, dtype=torch.int32).random_(generator=g).numpy()
+    if bits is None:
+        bits = torch.empty(levels.size, dtype=torch.int32).random_(generator=g)
+    bits = bits.reshape(-1).numpy()
     out = np.empty(levels.size, dtype=np.uint8)
     per = levels.size // x.shape[0]
 
@@ -215,8 +222,42 @@ def _speckle_noise(x, c, g):
 # ----------------------------------------------------------------------------- blur
 
 
+_CV2_BORDERS = {"nearest": cv2.BORDER_REPLICATE, "symmetric": cv2.BORDER_REFLECT}
+#: Longest kernel for which direct filtering beats the filter matrices at 224 px (measured,
+#: one thread: float64 37 taps 0.53 vs 0.77 ms per plane batch, 81 taps 1.3 vs 0.6).
+_SEP_MAX_TAPS = {torch.float32: 49, torch.float64: 37}
+
+
+def _gaussian(
+    xf: torch.Tensor, sigma: float, mode: str = "nearest", truncate: float = 4.0
+) -> torch.Tensor:
+    """``ops.gaussian_filter`` (scipy's kernel and border ``mode``) of N x C x H x W floats.
+
+    CPU, float32/float64, kernel radius below the image side: ``cv2.sepFilter2D`` per plane
+    with scipy's kernel (BORDER_REPLICATE = 'nearest', BORDER_REFLECT = 'symmetric'): less
+    arithmetic than the dense filter matrices for short kernels (sums in another order:
+    measured in docs/FIDELITY.md). Otherwise (device, elastic s1/s2's long kernels) the
+    matrices."""
+    k = ops.gaussian_kernel1d(sigma, truncate)
+    if (
+        xf.device.type != "cpu"
+        or xf.dtype not in (torch.float32, torch.float64)
+        or len(k) > _SEP_MAX_TAPS[xf.dtype]
+        or len(k) // 2 >= min(xf.shape[-2:])
+    ):
+        return ops.gaussian_filter(xf, sigma, mode=mode, truncate=truncate)
+    k = k.astype(np.float32 if xf.dtype == torch.float32 else np.float64)
+    a = xf.contiguous().numpy()
+    out = np.empty_like(a)
+    border = _CV2_BORDERS[mode]
+    for i in range(a.shape[0]):
+        for ch in range(a.shape[1]):
+            cv2.sepFilter2D(a[i, ch], -1, k, k, dst=out[i, ch], borderType=border)
+    return torch.from_numpy(out)
+
+
 def _gaussian_blur(x, c, g):
-    return _to_uint8(ops.gaussian_filter(_unit(x), c))
+    return _to_uint8(_gaussian(_unit(x), c))
 
 
 def _glass_blur(x, c, g):
@@ -234,13 +275,13 @@ def _glass_blur(x, c, g):
 def _glass_apply(x: torch.Tensor, c, offsets: list[torch.Tensor]) -> torch.Tensor:
     """glass_blur given its draws: per iteration N x R x C x 2 (dx, dy), rows/cols ascending."""
     sigma, delta, _ = c
-    y = _to_uint8(ops.gaussian_filter(_unit(x), sigma))
+    y = _to_uint8(_gaussian(_unit(x), sigma))
     if y.device.type == "cpu":  # the sequential loop itself, compiled
         yn = y.numpy()
         for off in offsets:
             o = off.numpy()
             _cpu_split(lambda lo, hi, o=o: ck.glass_copy(yn, o, delta, lo, hi), y.shape[0])
-        return _to_uint8(ops.gaussian_filter(_unit(y), sigma))
+        return _to_uint8(_gaussian(_unit(y), sigma))
     for off in offsets:
         y = ops.glass_shuffle(y, off, delta)
     return _to_uint8(ops.gaussian_filter(_unit(y), sigma))
@@ -378,6 +419,14 @@ def _frost_apply(x: torch.Tensor, c, choices: list[tuple[int, int, int]]) -> tor
     _, _, h, w = x.shape
     textures = _frost_textures(x.device, h, w)
     crops = [textures[i][:, top : top + h, left : left + w] for i, top, left in choices]
+    if x.device.type == "cpu":  # the same float64 blend, tabulated for all (x, f) pairs
+        a = torch.arange(256, dtype=torch.float64)
+        table = image_weight * a.view(256, 1) + frost_weight * a.view(1, 256)
+        table = torch.clamp(table, 0, 255).to(torch.uint8).numpy()
+        f = torch.stack(crops).numpy().reshape(-1)
+        out = np.empty(tuple(x.shape), dtype=np.uint8)
+        ck.lookup2(x.numpy().reshape(-1), f, table, out.reshape(-1))
+        return torch.from_numpy(out)
     # float64 like the reference: in float32, 0.7*x + 0.7*f lands below integers it hits exactly
     frost = torch.stack(crops).to(torch.float64)
     out = image_weight * x.to(torch.float64) + frost_weight * frost
@@ -481,8 +530,8 @@ def _elastic_apply(
     dst = src + jitter.to(torch.float32)  # float32 sum, as the reference
     m = _affine_from_points(src.to(torch.float64), dst.to(torch.float64))
     xf = ops.warp_affine_reflect101(xf, _invert_affine(m))
-    dx = (ops.gaussian_filter(ux, sigma, mode="symmetric", truncate=3) * alpha).to(torch.float32)
-    dy = (ops.gaussian_filter(uy, sigma, mode="symmetric", truncate=3) * alpha).to(torch.float32)
+    dx = (_gaussian(ux, sigma, mode="symmetric", truncate=3) * alpha).to(torch.float32)
+    dy = (_gaussian(uy, sigma, mode="symmetric", truncate=3) * alpha).to(torch.float32)
     rows = torch.arange(h, device=dev, dtype=torch.float64).view(1, h, 1) + dy[:, 0].double()
     cols = torch.arange(w, device=dev, dtype=torch.float64).view(1, 1, w) + dx[:, 0].double()
     return _to_uint8(ops.map_coordinates_linear(xf, rows, cols, mode="symmetric"))
@@ -583,7 +632,7 @@ def _spatter_apply(x: torch.Tensor, c, liquid: torch.Tensor) -> torch.Tensor:
     """spatter given its N(loc, scale) liquid layer (N x 1 x H x W, float64)."""
     _, _, sigma, threshold, intensity, mud = c
     xf = _unit(x)
-    liquid = ops.gaussian_filter(liquid.to(torch.float64), sigma)
+    liquid = _gaussian(liquid.to(torch.float64), sigma)
     liquid = torch.where(liquid < threshold, torch.zeros_like(liquid), liquid)
     if mud == 0:
         layers = liquid[:, 0].cpu().numpy()
@@ -593,10 +642,170 @@ def _spatter_apply(x: torch.Tensor, c, liquid: torch.Tensor) -> torch.Tensor:
         color = torch.tensor([175, 238, 238], dtype=DTYPE, device=x.device).view(1, 3, 1, 1)
         return _to_uint8(xf + m * (color / 255.0))
     m = (liquid > threshold).to(DTYPE)
-    m = ops.gaussian_filter(m, intensity)
+    m = _gaussian(m, intensity)
     m = torch.where(m < 0.8, torch.zeros_like(m), m)
     color = torch.tensor([63, 42, 20], dtype=DTYPE, device=x.device).view(1, 3, 1, 1) / 255.0
     return _to_uint8(xf * (1 - m) + color * m)
+
+
+# ----------------------------------------------------------------------------- CPU chunks
+#
+# On the CPU the batch is split into one contiguous chunk of images per thread. All random
+# draws of the whole batch are taken first, from ``generator`` in the same order as the
+# single-chunk code, and each chunk gets its slice of them: the output does not depend on
+# the thread count (tested). Each chunk runs its torch ops single-threaded (faster than
+# torch's intra-op threads for most corruptions; _INTRA_OP lists the exceptions; measured in
+# docs/BENCHMARKS.md).
+
+
+def _table_bits(x, c, g):
+    bits = torch.empty(x.numel(), dtype=torch.int32).random_(generator=g)
+    return (bits.view(x.shape),)
+
+
+def _plasma_uniforms(x, c, g):
+    """fog's U[0, 1) draws, in the order ``plasma_fractal_batch`` takes them: per level,
+    three N x k x k fields (k = 1, 2, 4, ..., mapsize / 2)."""
+    n, _, h, w = x.shape
+    mapsize = max(256, 1 << (max(h, w) - 1).bit_length())
+    draws, k = [], 1
+    while k <= mapsize // 2:
+        draws += [_rand((n, k, k), g, x.device) for _ in range(3)]
+        k *= 2
+    return (tuple(draws),)
+
+
+def _glass_draws(x, c, g):
+    _, delta, iterations = c
+    n, _, h, w = x.shape
+    rows, cols = max(h - 2 * delta, 0), max(w - 2 * delta, 0)
+    # numpy's randint(-d, d) excludes d: offsets (dx, dy) in [-d, d-1].
+    return (
+        tuple(
+            torch.randint(-delta, delta, (n, rows, cols, 2), generator=g, device=x.device)
+            for _ in range(iterations)
+        ),
+    )
+
+
+def _frost_draws(x, c, g):
+    n, _, h, w = x.shape
+    textures = _frost_textures(x.device, h, w)
+    # randint(5), then randint(0, th - h), randint(0, tw - w) per image (0 where the texture
+    # side equals the image side); drawn as 62-bit integers reduced modulo the range
+    # (bias < 1e-15).
+    draws = torch.randint(0, 2**62, (n, 3), generator=g, device=x.device).tolist()
+    choices = []
+    for i0, r0, c0 in draws:
+        i = i0 % len(textures)
+        th, tw = textures[i].shape[1:]
+        choices.append((i, r0 % (th - h) if th > h else 0, c0 % (tw - w) if tw > w else 0))
+    return (choices,)
+
+
+def _snow_draws(x, c, g):
+    n, _, h, w = x.shape
+    layer = _randn((n, 1, h, w), g, x.device) * c[1] + c[0]
+    return layer, _uniform_angles(n, -135.0, -45.0, g, x.device)
+
+
+def _spatter_draws(x, c, g):
+    n, _, h, w = x.shape
+    liquid = torch.randn((n, 1, h, w), generator=g, device=x.device, dtype=torch.float64)
+    return (liquid * c[1] + c[0],)
+
+
+def _fog_from_uniforms(x, c, uniforms):
+    n, _, h, w = x.shape
+    mapsize = max(256, 1 << (max(h, w) - 1).bit_length())
+    it = iter(uniforms)
+    plasma = ops.plasma_fractal_batch(
+        n, mapsize, c[1], None, x.device, dtype=DTYPE, uniform=lambda shape: next(it)
+    )
+    return _fog_apply(x, c, plasma)
+
+
+def _noise_apply(name):
+    def apply(x, c, bits):
+        return _table_noise(x, name, c, None, bits)
+
+    return apply
+
+
+#: name -> (draw(x, c, g) -> tuple of per-batch draws, apply(x, c, *draws)); every draw is a
+#: tensor with N first, a per-image list, or a tuple of those.
+_CPU_STEPS = {
+    "gaussian_noise": (_table_bits, _noise_apply("gaussian_noise")),
+    "shot_noise": (_table_bits, _noise_apply("shot_noise")),
+    "speckle_noise": (_table_bits, _noise_apply("speckle_noise")),
+    "impulse_noise": (
+        lambda x, c, g: (_rand(x.shape, g, x.device),),
+        lambda x, c, u: torch.where(u < c, (u < c / 2).to(torch.uint8) * 255, x),
+    ),
+    "glass_blur": (_glass_draws, lambda x, c, offs: _glass_apply(x, c, list(offs))),
+    "motion_blur": (
+        lambda x, c, g: (_uniform_angles(x.shape[0], -45.0, 45.0, g, x.device),),
+        _motion_blur_apply,
+    ),
+    "snow": (_snow_draws, _snow_apply),
+    "frost": (_frost_draws, _frost_apply),
+    "fog": (_plasma_uniforms, _fog_from_uniforms),
+    "elastic_transform": (
+        lambda x, c, g: _elastic_fields(x.shape[0], x.shape[2], x.shape[3], c, g, x.device),
+        _elastic_apply,
+    ),
+    "spatter": (_spatter_draws, _spatter_apply),
+}
+
+
+#: Run as one chunk with torch's intra-op threads: the CPU motion blur is a Python loop of
+#: small in-place adds per image and tap, which chunks on threads serialise on the GIL
+#: (2 threads, 32 photos: motion_blur 11.7 ms per image as chunks vs 6.2 intra-op, snow 13.1
+#: vs 8.1; docs/BENCHMARKS.md).
+_INTRA_OP = frozenset({"motion_blur", "snow"})
+
+
+def _slice(draw, lo: int, hi: int):
+    if isinstance(draw, tuple):
+        return tuple(_slice(d, lo, hi) for d in draw)
+    return draw[lo:hi]  # tensor (N first) or per-image list
+
+
+def _cpu_chunked(x: torch.Tensor, name: str, c, g) -> torch.Tensor:
+    """``name`` on a CPU batch: draws for the whole batch, then one chunk per thread."""
+    if name in _CPU_STEPS:
+        draw, apply = _CPU_STEPS[name]
+        draws = draw(x, c, g)
+    else:  # deterministic
+
+        def apply(x, c):
+            return _CORRUPTIONS[name](x, c, None)
+
+        draws = ()
+
+    n, threads = x.shape[0], torch.get_num_threads()
+    workers = 1 if name in _INTRA_OP else min(n, threads)
+    if workers <= 1:
+        return apply(x, c, *draws)
+    bounds = np.linspace(0, n, workers + 1).astype(np.int64).tolist()
+    out = torch.empty_like(x)
+    # autograd / inference mode are thread-local: carry the caller's into the pool's threads
+    # (the evaluation harness calls us under torch.inference_mode()).
+    inference = torch.is_inference_mode_enabled()
+
+    def run(i: int) -> None:
+        torch.set_num_threads(1)  # this worker's ops (and nested splits) stay on its core
+        lo, hi = bounds[i], bounds[i + 1]
+        with torch.inference_mode(inference), torch.no_grad():
+            out[lo:hi] = apply(x[lo:hi], c, *_slice(draws, lo, hi))
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(run, range(workers)))
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+    return out
 
 
 @contextlib.contextmanager
@@ -657,7 +866,10 @@ def corrupt_batch(
     )
     x = images.contiguous()
     with torch.no_grad(), _full_precision_matmul():
-        out = _CORRUPTIONS[name](x, params(name, severity), generator)
+        if x.device.type == "cpu":
+            out = _cpu_chunked(x, name, params(name, severity), generator)
+        else:
+            out = _CORRUPTIONS[name](x, params(name, severity), generator)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     return out.contiguous(memory_format=memory_format)
 
