@@ -172,7 +172,7 @@ def test_fft_filter2d_matches_opencv(photos):
 
     x = to_batch(photos[:2]).float() / 255
     for radius, alias in SEVERITY_PARAMS["defocus_blur"]:
-        kernel = tb._disk(radius, alias)
+        kernel = tb.defocus_kernel(radius, alias)
         ours = ops.filter2d(x, kernel).permute(0, 2, 3, 1).numpy()
         ref = np.stack([cv2.filter2D(p.astype(np.float32) / 255, -1, kernel) for p in photos[:2]])
         assert np.abs(ours - ref).max() < 1e-5, f"defocus radius {radius}"

@@ -50,7 +50,7 @@ def _gaussian(x: np.ndarray, sigma: float, mode: str = "nearest", truncate: floa
     return ndimage.gaussian_filter(x, sigmas, mode=mode, truncate=truncate)
 
 
-def _disk(radius: int, alias_blur: float) -> np.ndarray:
+def defocus_kernel(radius: float, alias_blur: float) -> np.ndarray:
     """The reference's anti-aliased disk kernel (float32; cv2.GaussianBlur of an aliased disk)."""
     if radius <= 8:
         coords = np.arange(-8, 8 + 1)
@@ -197,7 +197,7 @@ def glass_blur(x: np.ndarray, c: tuple, rng: np.random.Generator) -> np.ndarray:
 
 def defocus_blur(x: np.ndarray, c: tuple, rng: np.random.Generator) -> np.ndarray:
     """cv2.filter2D with the anti-aliased disk (BORDER_REFLECT_101), per channel."""
-    kernel = _disk(radius=c[0], alias_blur=c[1])
+    kernel = defocus_kernel(radius=c[0], alias_blur=c[1])
     x = x / 255.0
     channels = [cv2.filter2D(x[:, :, d], -1, kernel) for d in range(3)]
     return np.clip(np.stack(channels, axis=-1), 0, 1) * 255

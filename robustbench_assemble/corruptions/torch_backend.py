@@ -51,7 +51,7 @@ from . import cpu_kernels as ck
 from . import torch_ops as ops
 from .motion import motion_blur_kernel, motion_blur_offsets
 from .noise_tables import sampling_tables
-from .numpy_backend import MIN_SIDE
+from .numpy_backend import MIN_SIDE, defocus_kernel
 from .params import check_name, check_severity, params
 
 #: Working precision on [0, 1] floats (the reference uses float64; the difference is measured
@@ -149,20 +149,6 @@ def _motion(x: torch.Tensor, radius: float, sigma: float, angles: list[float]) -
     weights = motion_blur_kernel(radius, sigma)
     offsets = [motion_blur_offsets(len(weights), a) for a in angles]
     return ops.quantize_like_imagemagick(ops.motion_blur_batch(x, weights, offsets))
-
-
-def _disk(radius: float, alias_blur: float) -> np.ndarray:
-    """The reference's defocus kernel: aliased disk, normalised, cv2.GaussianBlur'd (float32)."""
-    if radius <= 8:
-        coords = np.arange(-8, 8 + 1)
-        ksize = (3, 3)
-    else:
-        coords = np.arange(-radius, radius + 1)
-        ksize = (5, 5)
-    xx, yy = np.meshgrid(coords, coords)
-    disk = np.array((xx**2 + yy**2) <= radius**2, dtype=np.float32)
-    disk /= np.sum(disk)
-    return cv2.GaussianBlur(disk, ksize=ksize, sigmaX=alias_blur)
 
 
 # ----------------------------------------------------------------------------- noise
@@ -289,7 +275,7 @@ def _glass_apply(x: torch.Tensor, c, offsets: list[torch.Tensor]) -> torch.Tenso
 
 def _defocus_blur(x, c, g):
     radius, alias = c
-    kernel = _disk(radius, alias)
+    kernel = defocus_kernel(radius, alias)
     if x.device.type == "cpu":  # OpenCV's own filter2D (DFT) is ~2x faster than torch's FFT
         xf = _unit(x).numpy()
         out = np.empty_like(xf)
@@ -399,17 +385,7 @@ def _frost_textures(device: torch.device, h: int, w: int) -> list[torch.Tensor]:
 
 
 def _frost(x, c, g):
-    n, _, h, w = x.shape
-    textures = _frost_textures(x.device, h, w)
-    # randint(5), then randint(0, th - h), randint(0, tw - w) per image (0 where the texture
-    # side equals the image side); drawn as 62-bit integers reduced modulo the range
-    # (bias < 1e-15).
-    draws = torch.randint(0, 2**62, (n, 3), generator=g, device=x.device).tolist()
-    choices = []
-    for i0, r0, c0 in draws:
-        i = i0 % len(textures)
-        th, tw = textures[i].shape[1:]
-        choices.append((i, r0 % (th - h) if th > h else 0, c0 % (tw - w) if tw > w else 0))
+    (choices,) = _frost_draws(x, c, g)
     return _frost_apply(x, c, choices)
 
 
