@@ -360,6 +360,30 @@ def elastic_transform(x: np.ndarray, c: tuple, rng: np.random.Generator) -> np.n
     return np.clip(out, 0, 1) * 255
 
 
+def water_shading(liquid: np.ndarray) -> np.ndarray:
+    """The reference's water-spatter shading of one thresholded liquid layer (HxW float >= 0):
+    uint8 layer x (Canny -> distance transform -> truncate 20 -> blur -> equalizeHist -> emboss
+    filter -> blur), divided by its maximum; float32 in [0, 1]. Shared by ImageNet-C's spatter
+    (both engines) and ImageNet-P's dripping spatter. The uint8 conversion is the reference's
+    plain ``astype`` (ImageNet-P's drips can push the layer above 1, where the reference wraps).
+    The reference's BGRA copies of this single channel are equal, so one channel is computed;
+    an empty layer (max 0, NaN in the reference) gives no water."""
+    layer = (liquid * 255).astype(np.uint8)
+    dist = 255 - cv2.Canny(layer, 50, 150)
+    dist = cv2.distanceTransform(dist, cv2.DIST_L2, 5)
+    _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
+    dist = cv2.blur(dist, (3, 3)).astype(np.uint8)
+    dist = cv2.equalizeHist(dist)
+    dist = cv2.filter2D(dist, cv2.CV_8U, _EMBOSS)
+    dist = cv2.blur(dist, (3, 3)).astype(np.float32)
+    m = layer * dist
+    peak = m.max()
+    return m / peak if peak > 0 else np.zeros_like(m)
+
+
+_EMBOSS = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
+
+
 def spatter(x: np.ndarray, c: tuple, rng: np.random.Generator) -> np.ndarray:
     """Thresholded blurred Gaussian liquid layer: water (severity 1-3, cv2 edge/distance
     shading in pale turquoise) or mud (severity 4-5, brown blobs). Same cv2 calls as the
@@ -370,19 +394,7 @@ def spatter(x: np.ndarray, c: tuple, rng: np.random.Generator) -> np.ndarray:
     liquid = _gaussian(liquid, sigma)
     liquid[liquid < threshold] = 0
     if mode == 0:
-        liquid8 = (liquid * 255).astype(np.uint8)
-        dist = 255 - cv2.Canny(liquid8, 50, 150)
-        dist = cv2.distanceTransform(dist, cv2.DIST_L2, 5)
-        _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
-        dist = cv2.blur(dist, (3, 3)).astype(np.uint8)
-        dist = cv2.equalizeHist(dist)
-        ker = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
-        dist = cv2.filter2D(dist, cv2.CV_8U, ker)
-        dist = cv2.blur(dist, (3, 3)).astype(np.float32)
-
-        m = liquid8 * dist  # float32, one channel (the reference's BGRA copies are equal)
-        peak = m.max()
-        m = m / peak * intensity if peak > 0 else m
+        m = water_shading(liquid) * intensity
         color = np.array([175, 238, 238], dtype=np.float32) / 255.0
         return np.clip(x + m[..., None] * color, 0, 1) * 255
     mask = np.where(liquid > threshold, 1, 0).astype(np.float32)

@@ -51,7 +51,7 @@ from . import cpu_kernels as ck
 from . import torch_ops as ops
 from .motion import motion_blur_kernel, motion_blur_offsets
 from .noise_tables import sampling_tables
-from .numpy_backend import MIN_SIDE, defocus_kernel
+from .numpy_backend import MIN_SIDE, defocus_kernel, water_shading
 from .params import check_name, check_severity, params
 
 #: Working precision on [0, 1] floats (the reference uses float64; the difference is measured
@@ -580,23 +580,6 @@ def _jpeg_compression(x, c, g):
 # ----------------------------------------------------------------------------- extra
 
 
-def _water_mask(liquid: np.ndarray) -> np.ndarray:
-    """The reference's water-spatter shading for one liquid layer (HxW float), on the CPU."""
-    layer = np.clip(liquid * 255, 0, 255).astype(np.uint8)
-    dist = 255 - cv2.Canny(layer, 50, 150)
-    dist = cv2.distanceTransform(dist, cv2.DIST_L2, 5)
-    _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
-    dist = cv2.blur(dist, (3, 3)).astype(np.uint8)
-    dist = cv2.equalizeHist(dist)
-    ker = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
-    dist = cv2.filter2D(dist, cv2.CV_8U, ker)
-    dist = cv2.blur(dist, (3, 3)).astype(np.float32)
-    m = layer * dist
-    peak = float(m.max())
-    # The reference divides by the max unguarded (NaN on an empty layer); we return no water.
-    return m / peak if peak > 0 else np.zeros_like(m)
-
-
 def _spatter(x, c, g):
     loc, scale = c[0], c[1]
     n, _, h, w = x.shape
@@ -612,7 +595,7 @@ def _spatter_apply(x: torch.Tensor, c, liquid: torch.Tensor) -> torch.Tensor:
     liquid = torch.where(liquid < threshold, torch.zeros_like(liquid), liquid)
     if mud == 0:
         layers = liquid[:, 0].cpu().numpy()
-        m = np.stack(_map_cpu(_water_mask, list(layers)))
+        m = np.stack(_map_cpu(water_shading, list(layers)))
         m = torch.from_numpy(m).to(x.device, DTYPE).unsqueeze(1) * intensity
         # pale turquoise (175, 238, 238)/255 added to channels 0, 1, 2 of the RGB array
         color = torch.tensor([175, 238, 238], dtype=DTYPE, device=x.device).view(1, 3, 1, 1)

@@ -20,6 +20,7 @@ from scipy.ndimage import zoom as ndi_zoom
 from skimage.color import rgb2hsv
 
 from ..corruptions.motion import motion_blur, quantize_like_imagemagick
+from ..corruptions.numpy_backend import water_shading
 from ..corruptions.rng import Seed, as_generator
 from ..images import resize_short_side
 from .geometry import crop_offsets, legacy_affine_inverse, tilt_homography
@@ -200,20 +201,9 @@ def spatter_sequence(crop: np.ndarray, extra: tuple, frames: int, rng: np.random
     liquid[liquid < threshold] = 0
     # water is pale turquoise: the reference's BGR (175, 238, 238) applied to RGB channels
     color = np.array([175 / 255.0, 238 / 255.0, 238 / 255.0], dtype=np.float32)
-    ker = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
     out = np.empty((frames, *crop.shape), dtype=np.uint8)
     for i in range(frames):
-        layer_u8 = (liquid * 255).astype(np.uint8)
-        dist = 255 - cv2.Canny(layer_u8, 50, 150)
-        dist = cv2.distanceTransform(dist, cv2.DIST_L2, 5)
-        _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
-        dist = cv2.blur(dist, (3, 3)).astype(np.uint8)
-        dist = cv2.equalizeHist(dist)
-        dist = cv2.filter2D(dist, cv2.CV_8U, ker)
-        dist = cv2.blur(dist, (3, 3)).astype(np.float32)
-        m = layer_u8 * dist
-        peak = m.max()
-        m = m / peak * intensity if peak > 0 else m
+        m = water_shading(liquid) * intensity
         out[i] = (np.clip(x + m[..., None] * color, 0, 1) * 255).astype(np.uint8)
         liquid = _drip(liquid, kernel)
     return out
