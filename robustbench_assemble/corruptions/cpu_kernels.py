@@ -204,3 +204,124 @@ def lookup2(a, b, table, out):  # pragma: no cover - compiled
     for i in range(a.shape[0]):
         out[i] = table[a[i], b[i]]
     return out
+
+
+@numba.njit(**_JIT)
+def affine_grid(m, lo, hi, out):  # pragma: no cover - compiled
+    """``F.grid_sample`` grid (align_corners=True) of ``torch_ops.warp_affine_reflect101``.
+
+    ``m``: N x 2 x 3 float64 inverse maps; ``out``: N x H x W x 2 float32 (x, y). The same
+    float64 operations as the torch version (``(a*x + b*y) + c``, then ``* (2/(n-1)) - 1``),
+    rounded to float32 once, without its five full-size float64 temporaries.
+    """
+    _, h, w, _ = out.shape
+    fx = 2.0 / (w - 1)
+    fy = 2.0 / (h - 1)
+    for n in range(lo, hi):
+        for i in range(h):
+            yi = float(i)
+            for j in range(w):
+                xj = float(j)
+                sx = m[n, 0, 0] * xj + m[n, 0, 1] * yi + m[n, 0, 2]
+                sy = m[n, 1, 0] * xj + m[n, 1, 1] * yi + m[n, 1, 2]
+                out[n, i, j, 0] = np.float32(sx * fx - 1.0)
+                out[n, i, j, 1] = np.float32(sy * fy - 1.0)
+
+
+@numba.njit(**_JIT)
+def displaced_grid(fields, alpha, lo, hi, out):  # pragma: no cover - compiled
+    """``F.grid_sample`` grid (align_corners=False) of elastic's displaced sampling positions.
+
+    ``fields``: N x 2 x H x W float64 blurred fields (column then row displacement before
+    ``* alpha``); each is scaled, rounded to float32 (as the reference), added to the pixel
+    index in float64 and normalised ``(2p + 1) / n - 1`` as ``torch_ops._grid_sample`` does.
+    """
+    _, h, w, _ = out.shape
+    for n in range(lo, hi):
+        for i in range(h):
+            for j in range(w):
+                dx = np.float64(np.float32(fields[n, 0, i, j] * alpha))
+                dy = np.float64(np.float32(fields[n, 1, i, j] * alpha))
+                cols = float(j) + dx
+                rows = float(i) + dy
+                out[n, i, j, 0] = np.float32((2.0 * cols + 1.0) / w - 1.0)
+                out[n, i, j, 1] = np.float32((2.0 * rows + 1.0) / h - 1.0)
+
+
+@numba.njit(**_JIT)
+def spatter_blend(x, m, scale, color, mud, lo, hi, out):  # pragma: no cover - compiled
+    """spatter's float32 blend of uint8 images ``x`` with its N x H x W float32 mask ``m``.
+
+    Water (``mud`` False): ``x/255 + (m * scale) * color``; mud: ``x/255 * (1 - m) + color *
+    m``; then ``uint8(clip(., 0, 1) * 255)``. ``color``: float32 RGB already divided by 255.
+    Every operation is float32 as in the torch version (one pass instead of six).
+    """
+    _, ch, h, w = x.shape
+    s = np.float32(scale)
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    full = np.float32(255.0)
+    for n in range(lo, hi):
+        for c in range(ch):
+            col = color[c]
+            for i in range(h):
+                for j in range(w):
+                    xf = np.float32(x[n, c, i, j]) / full
+                    mm = m[n, i, j]
+                    if mud:
+                        v = xf * (one - mm) + col * mm
+                    else:
+                        v = xf + (mm * s) * col
+                    v = min(max(v, zero), one)
+                    out[n, c, i, j] = np.uint8(v * full)
+
+
+@numba.njit(**_JIT)
+def unit(x, lo, hi, out):  # pragma: no cover - compiled
+    """Flat uint8 -> float32 ``x / 255`` over ``[lo, hi)``, as torch's ``x.float() / 255.0``
+    (a float32 division), in one pass."""
+    full = np.float32(255.0)
+    for k in range(lo, hi):
+        out[k] = np.float32(x[k]) / full
+
+
+@numba.njit(**_JIT)
+def to_uint8(x, lo, hi, out):  # pragma: no cover - compiled
+    """Flat float32 -> ``uint8(clip(x, 0, 1) * 255)`` (truncation) over ``[lo, hi)``."""
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    full = np.float32(255.0)
+    for k in range(lo, hi):
+        out[k] = np.uint8(min(max(x[k], zero), one) * full)
+
+
+@numba.njit(**_JIT)
+def snow_blend(x, layer, blend, lo, hi, out):  # pragma: no cover - compiled
+    """snow's final float32 blend of uint8 images ``x`` with the N x H x W snow ``layer``.
+
+    gray = 0.299 R + 0.587 G + 0.114 B; ``blend * x + (1 - blend) * max(x, 1.5 gray + 0.5)``
+    plus the layer and the layer rotated by 180 degrees, then ``uint8(clip(., 0, 1) * 255)``;
+    float32 operations in the torch version's order, one pass.
+    """
+    _, ch, h, w = x.shape
+    full = np.float32(255.0)
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    b = np.float32(blend)
+    nb = np.float32(1.0 - blend)
+    kr, kg, kb = np.float32(0.299), np.float32(0.587), np.float32(0.114)
+    for n in range(lo, hi):
+        for i in range(h):
+            for j in range(w):
+                r = np.float32(x[n, 0, i, j]) / full
+                g = np.float32(x[n, 1, i, j]) / full
+                bl = np.float32(x[n, 2, i, j]) / full
+                gray = kr * r + kg * g + kb * bl
+                lift = gray * np.float32(1.5) + np.float32(0.5)
+                snow = layer[n, i, j]
+                flip = layer[n, h - 1 - i, w - 1 - j]
+                for c in range(ch):
+                    v = np.float32(x[n, c, i, j]) / full
+                    v = b * v + nb * max(v, lift)
+                    v = v + snow + flip
+                    out[n, c, i, j] = np.uint8(min(max(v, zero), one) * full)

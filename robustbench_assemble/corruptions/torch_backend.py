@@ -123,11 +123,21 @@ def _nhwc_to_batch(arrays: list[np.ndarray], device: torch.device) -> torch.Tens
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
     """uint8 -> [0, 1] floats, as the reference's ``np.array(x) / 255.``."""
+    if x.device.type == "cpu" and x.dtype == torch.uint8 and DTYPE == torch.float32:
+        a = x.contiguous().numpy().reshape(-1)  # one compiled pass, same float32 division
+        out = np.empty(a.shape, dtype=np.float32)
+        _cpu_split(lambda lo, hi: ck.unit(a, lo, hi, out), a.size)
+        return torch.from_numpy(out).view(x.shape)
     return x.to(DTYPE) / 255.0
 
 
 def _to_uint8(x: torch.Tensor) -> torch.Tensor:
     """The reference's ``np.clip(x, 0, 1) * 255`` then ``np.uint8`` (truncation)."""
+    if x.device.type == "cpu" and x.dtype == torch.float32:
+        a = x.contiguous().numpy().reshape(-1)  # one compiled pass, same float32 operations
+        out = np.empty(a.shape, dtype=np.uint8)
+        _cpu_split(lambda lo, hi: ck.to_uint8(a, lo, hi, out), a.size)
+        return torch.from_numpy(out).view(x.shape)
     return (torch.clamp(x, 0, 1) * 255).to(torch.uint8)
 
 
@@ -354,12 +364,17 @@ def _snow(x, c, g):
 def _snow_apply(x: torch.Tensor, c, layer: torch.Tensor, angles: list[float]) -> torch.Tensor:
     """snow given its draws: the N(loc, scale) layer (N x 1 x H x W) and the blur angles."""
     _, _, zoom, threshold, radius, sigma, blend = c
-    xf = _unit(x)
     layer = ops.clipped_zoom(layer.to(DTYPE), zoom)
     layer = torch.where(layer < threshold, torch.zeros_like(layer), layer)
     layer8 = (torch.clamp(layer, 0, 1) * 255).to(torch.uint8)  # PIL 'L' image via astype
     layer = _motion(layer8.to(DTYPE), radius, sigma, angles) / 255.0
+    if x.device.type == "cpu" and x.shape[1] == 3:  # the same float32 blend, one pass
+        out = torch.empty_like(x)
+        lay = layer[:, 0].contiguous().numpy()
+        ck.snow_blend(x.contiguous().numpy(), lay, float(blend), 0, x.shape[0], out.numpy())
+        return out
     # cv2.cvtColor(RGB2GRAY) on float32: 0.299 R + 0.587 G + 0.114 B.
+    xf = _unit(x)
     gray = 0.299 * xf[:, 0:1] + 0.587 * xf[:, 1:2] + 0.114 * xf[:, 2:3]
     xf = blend * xf + (1 - blend) * torch.maximum(xf, gray * 1.5 + 0.5)
     return _to_uint8(xf + layer + torch.flip(layer, dims=(-2, -1)))
@@ -505,6 +520,13 @@ def _elastic_apply(
     src = torch.as_tensor(pts1, device=dev).unsqueeze(0).expand(n, 3, 2)
     dst = src + jitter.to(torch.float32)  # float32 sum, as the reference
     m = _affine_from_points(src.to(torch.float64), dst.to(torch.float64))
+    if dev.type == "cpu" and ux.dtype == uy.dtype == torch.float64:  # same grids, compiled
+        grid = np.empty((n, h, w, 2), dtype=np.float32)
+        ck.affine_grid(_invert_affine(m).numpy(), 0, n, grid)
+        xf = ops.sample_grid(xf, torch.from_numpy(grid), "reflect101")
+        fields = _gaussian(torch.cat((ux, uy), 1), sigma, mode="symmetric", truncate=3)
+        ck.displaced_grid(fields.contiguous().numpy(), float(alpha), 0, n, grid)
+        return _to_uint8(ops.sample_grid(xf, torch.from_numpy(grid), "symmetric"))
     xf = ops.warp_affine_reflect101(xf, _invert_affine(m))
     dx = (_gaussian(ux, sigma, mode="symmetric", truncate=3) * alpha).to(torch.float32)
     dy = (_gaussian(uy, sigma, mode="symmetric", truncate=3) * alpha).to(torch.float32)
@@ -590,9 +612,23 @@ def _spatter(x, c, g):
 def _spatter_apply(x: torch.Tensor, c, liquid: torch.Tensor) -> torch.Tensor:
     """spatter given its N(loc, scale) liquid layer (N x 1 x H x W, float64)."""
     _, _, sigma, threshold, intensity, mud = c
-    xf = _unit(x)
     liquid = _gaussian(liquid.to(torch.float64), sigma)
     liquid = torch.where(liquid < threshold, torch.zeros_like(liquid), liquid)
+    if x.device.type == "cpu":  # the same float32 blend in one compiled pass
+        if mud == 0:
+            m, scale = np.stack(_map_cpu(water_shading, list(liquid[:, 0].numpy()))), intensity
+            rgb = (175, 238, 238)
+        else:
+            m = _gaussian((liquid > threshold).to(DTYPE), intensity)
+            m = torch.where(m < 0.8, torch.zeros_like(m), m)[:, 0].contiguous().numpy()
+            scale, rgb = 1.0, (63, 42, 20)
+        out = torch.empty_like(x)
+        color = (torch.tensor(rgb, dtype=DTYPE) / 255.0).numpy()
+        ck.spatter_blend(
+            x.contiguous().numpy(), m, float(scale), color, mud != 0, 0, x.shape[0], out.numpy()
+        )
+        return out
+    xf = _unit(x)
     if mud == 0:
         layers = liquid[:, 0].cpu().numpy()
         m = np.stack(_map_cpu(water_shading, list(layers)))

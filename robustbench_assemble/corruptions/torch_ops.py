@@ -173,7 +173,12 @@ def _grid_sample(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, mode: 
         gx, gy = (2.0 * cols + 1.0) / w - 1.0, (2.0 * rows + 1.0) / h - 1.0
     else:
         raise ValueError(f"mode must be 'reflect101' or 'symmetric', got {mode!r}")
-    grid = torch.stack((gx, gy), dim=-1).to(x.dtype)
+    return sample_grid(x, torch.stack((gx, gy), dim=-1).to(x.dtype), mode)
+
+
+def sample_grid(x: torch.Tensor, grid: torch.Tensor, mode: str) -> torch.Tensor:
+    """Bilinear samples of N x C x H x W at a normalised N x H' x W' x 2 (x, y) ``grid``
+    (as ``_grid_sample`` builds it; the CPU path builds it in one compiled pass)."""
     return F.grid_sample(
         x, grid, mode="bilinear", padding_mode="reflection", align_corners=mode == "reflect101"
     )
