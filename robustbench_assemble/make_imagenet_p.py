@@ -64,10 +64,13 @@ def produce(job: Job) -> tuple[int, bytes]:
 
 
 def _init_worker() -> None:
+    """One process per core: no nested thread pools (make_sequence splits its frames over
+    ``torch.get_num_threads()`` threads, and tilt sets OpenCV's pool to as many)."""
     import cv2
+    import torch  # already imported by the package: OMP_NUM_THREADS would be too late
 
-    cv2.setNumThreads(1)  # one process per core: no nested thread pools
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
 
 
 def dataset_jobs(names: Sequence[str], difficulties: Sequence[int]) -> list[tuple[str, int]]:

@@ -434,6 +434,88 @@ def test_affine_kernel_edges_and_outside():
             assert np.array_equal(got, ref)
 
 
+def test_scale_kernel_edges_and_outside():
+    """The shared-row kernel for matrices without rotation/shear against PIL: zoom in and out,
+    offsets that leave rows and columns outside, clamped first/last rows and columns."""
+    from robustbench_assemble.perturbations.kernels import scale_bilinear_crops
+
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, (9, 7, 3), dtype=np.uint8)
+    pil = Image.fromarray(img)
+    mats = np.array(
+        [
+            (1.0, 0.0, 0.0, -0.0, 1.0, 0.0),
+            (0.5, 0.0, -0.3, -0.0, 0.5, -0.2),
+            (0.37, 0.0, 0.9, 0.0, 0.41, 1.3),
+            (2.0, 0.0, -3.0, 0.0, 2.0, -4.0),
+            (1.7, 0.0, 0.2, -0.0, 0.6, 0.4),
+            (-0.8, 0.0, 6.5, 0.0, 1.2, -0.5),
+        ]
+    )
+    out = np.empty((len(mats), 11, 11, 3), np.uint8)
+    scale_bilinear_crops(img.astype(np.float64), mats, 0, 0, 11, out)
+    for m, got in zip(mats, out):
+        ref = np.asarray(pil.transform((11, 11), Image.AFFINE, tuple(m), Image.BILINEAR))
+        assert np.array_equal(got, ref), m
+
+
+def test_motion_blur_kernel_equals_numpy_motion_blur(photos256):
+    """motion_blur and snow frames: the compiled taps equal corruptions.motion's numpy blur
+    (itself checked against Wand in tests/test_corruptions.py) on every frame, bit for bit."""
+    from robustbench_assemble.corruptions.motion import motion_blur, quantize_like_imagemagick
+
+    img = photos256[1]
+    crop = _crop(_resized(img))
+    seq = make_sequence(img, "motion_blur")
+    for i, (radius, sigma, angle) in enumerate(SCHEDULES["motion_blur"].frame_params):
+        want = quantize_like_imagemagick(motion_blur(crop, radius, sigma, angle))
+        assert np.array_equal(seq[i], want), i
+    snow = SCHEDULES["snow"]
+    layer = nb.snow_layer(np.random.default_rng(5), snow.extra)
+    x = crop / 255.0
+    gray = cv2.cvtColor(np.float32(x), cv2.COLOR_RGB2GRAY).reshape(224, 224, 1)
+    z = 0.85 * x + (1 - 0.85) * np.maximum(x, gray * 1.5 + 0.5)
+    seq = make_sequence(img, "snow", seed=5)
+    for i, angle in enumerate(snow.frame_params):
+        flakes = quantize_like_imagemagick(motion_blur(layer, 14, 4, angle))[..., None] / 255.0
+        want = np.uint8(np.clip(z + flakes + np.rot90(flakes, k=2), 0, 1) * 255)
+        assert np.array_equal(seq[i], want), i
+
+
+@pytest.mark.parametrize("name", PERTURBATIONS)
+def test_output_does_not_depend_on_thread_count(photos256, name):
+    """Frames computed on 1, 2 or 3 threads are identical (draws happen before the split)."""
+    img = photos256[0]
+    runs = [make_sequence(img, name, seed=7, threads=t) for t in (1, 2, 3)]
+    assert np.array_equal(runs[0], runs[1]) and np.array_equal(runs[0], runs[2])
+    with pytest.raises(ValueError, match="threads"):
+        make_sequence(img, name, seed=7, threads=0)
+
+
+def test_noise_frame_bits_are_the_serial_stream():
+    """Per-frame draws from advanced PCG64 copies: the same bits as one serial draw, and the
+    caller's generator (including its buffered 32-bit half) ends where the serial draw leaves
+    it; other bit generators fall back to drawing everything up front."""
+    from robustbench_assemble.perturbations.noise import frame_bits, random_bits
+
+    for make in (
+        lambda: np.random.default_rng(3),
+        lambda: np.random.Generator(np.random.MT19937(3)),
+    ):
+        serial, split = make(), make()
+        serial.integers(0, 2**32, dtype=np.uint32)  # leaves a buffered 32-bit half
+        split.integers(0, 2**32, dtype=np.uint32)
+        want = random_bits(serial, (5, 6))
+        draw = frame_bits(split, 5, 6)
+        got = np.concatenate([draw(3, 5), draw(0, 1), draw(1, 3)])
+        assert np.array_equal(got, want[[3, 4, 0, 1, 2]])
+        # the next 32-bit draws use the buffered half first, then fresh words
+        assert (
+            serial.integers(0, 2**32, size=4, dtype=np.uint32).tolist()
+            == split.integers(0, 2**32, size=4, dtype=np.uint32).tolist()
+        )
+
+
 def test_gaussian_blur_every_frame_matches_skimage(photos256):
     crop = _crop(_resized(photos256[2]))
     seq = make_sequence(photos256[2], "gaussian_blur")

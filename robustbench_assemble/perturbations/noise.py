@@ -12,6 +12,9 @@ depends only on v and the noise level. This module computes those 256 distributi
 (perturbation, level) -- the gaussian thresholds by searching the float32 chain itself, the
 Poisson ones from its CDF, the speckle ones in closed form -- and samples every pixel with one
 32-bit random integer (inverse CDF with a guide table, :func:`kernels.sample_levels`).
+Frames are sampled on several threads when asked (each frame's 32-bit draws are a fixed
+slice of the generator's stream, drawn from a copy of the generator advanced to that slice),
+so the frames do not depend on the thread count.
 
 Why: drawing 4.5 million Poisson or normal variates and pushing them through the float chain
 costs 5-10x more than drawing 32 random bits per pixel. The frames follow the reference's
@@ -27,7 +30,7 @@ import numpy as np
 from scipy.special import ndtr
 from scipy.stats import poisson
 
-from .kernels import sample_levels
+from .kernels import sample_levels, split_range
 
 _SCALE = float(2**32)
 
@@ -104,16 +107,29 @@ def output_cdf(name: str, level: float) -> np.ndarray:
     return _CDFS[name](float(level))
 
 
+#: The guide table splits the 32-bit draws into 2**GUIDE_BITS equal buckets per input level.
+GUIDE_BITS = 11
+
+
 @lru_cache(maxsize=16)
 def sampling_tables(name: str, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Integer thresholds (256, 256) uint64 and guide table (256, 256) uint8 for one level."""
+    """Integer thresholds (256, 256) uint64 and guide table (256, 2**GUIDE_BITS) uint16.
+
+    ``guide[v, g]`` is the output of the draw ``g << (32 - GUIDE_BITS)`` (the number of
+    thresholds <= it); 256 is added when a threshold falls inside the bucket, so only those
+    draws (1-5 % of them) walk the thresholds; the others read their output directly. The
+    output of every draw is the same as with a plain search of the thresholds.
+    """
     cdf = np.maximum.accumulate(output_cdf(name, level), axis=1)
     thresholds = np.round(cdf * _SCALE).astype(np.uint64)
     thresholds[:, 255] = np.uint64(2**32)
-    starts = np.arange(256, dtype=np.uint64) << np.uint64(24)
-    guide = np.empty((256, 256), dtype=np.uint8)
+    width = np.uint64(1 << (32 - GUIDE_BITS))
+    starts = np.arange(1 << GUIDE_BITS, dtype=np.uint64) * width
+    guide = np.empty((256, 1 << GUIDE_BITS), dtype=np.uint16)
     for v in range(256):
-        guide[v] = np.searchsorted(thresholds[v], starts, side="right")
+        first = np.searchsorted(thresholds[v], starts, side="right")
+        last = np.searchsorted(thresholds[v], starts + (width - np.uint64(1)), side="right")
+        guide[v] = np.where(first == last, first, first + 256)
     thresholds.setflags(write=False)
     guide.setflags(write=False)
     return thresholds, guide
@@ -129,13 +145,64 @@ def random_bits(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     return (np.asarray(rng.random(shape)) * _SCALE).astype(np.uint32)
 
 
+def frame_bits(rng, frames: int, n: int):
+    """``draw(f0, f1)``: the uint32 bits (f1 - f0, n) of frames f0..f1-1, callable from threads.
+
+    They are always rows f0..f1-1 of ``random_bits(rng, (frames, n))``. With a PCG64 generator
+    and an even ``n`` (a frame is a whole number of 64-bit words) each call draws its rows
+    from a copy of the generator advanced to them (so they are drawn where they are used, in
+    the cache), and the caller's generator is left where one ``random_bits`` call would leave
+    it. Otherwise every bit is drawn up front.
+    """
+    bg = getattr(rng, "bit_generator", None)
+    if type(bg) is np.random.PCG64 and n % 2 == 0:
+        start = bg.state
+        words = n // 2
+
+        def draw(f0: int, f1: int) -> np.ndarray:
+            own = np.random.PCG64()
+            own.state = start
+            own.advance(f0 * words)
+            return own.random_raw((f1 - f0) * words).view(np.uint32).reshape(f1 - f0, n)
+
+        end = np.random.PCG64()
+        end.state = start
+        end.advance(frames * words)
+        state = end.state
+        # advance() clears the buffered 32-bit half; random_raw would have left it alone
+        state["has_uint32"], state["uinteger"] = start["has_uint32"], start["uinteger"]
+        bg.state = state
+        return draw
+    bits = random_bits(rng, (frames, n))
+    return lambda f0, f1: bits[f0:f1]
+
+
 def noise_frames(
-    crop: np.ndarray, name: str, level: float, rng: np.random.Generator, frames: int = 30
+    crop: np.ndarray,
+    name: str,
+    level: float,
+    rng: np.random.Generator,
+    frames: int = 30,
+    threads: int = 1,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``frames`` noisy versions (F, H, W, 3) uint8 of ``crop`` (H, W, 3) uint8."""
+    """``frames`` noisy versions (F, H, W, 3) uint8 of ``crop`` (H, W, 3) uint8.
+
+    ``threads`` > 1 samples frame ranges on that many threads; the frames are the same.
+    ``out``: optional C-contiguous (F, H, W, 3) uint8 array to write them to.
+    """
     thresholds, guide = sampling_tables(name, float(level))
     levels = np.ascontiguousarray(crop, dtype=np.uint8).reshape(-1)
-    bits = random_bits(rng, (frames, levels.size))
-    out = np.empty((frames, levels.size), dtype=np.uint8)
-    sample_levels(levels, bits, thresholds, guide, out)
-    return out.reshape(frames, *crop.shape)
+    draw = frame_bits(rng, frames, levels.size)
+    if out is None:
+        out = np.empty((frames, *crop.shape), dtype=np.uint8)
+    if out.shape != (frames, *crop.shape) or out.dtype != np.uint8 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be C-contiguous uint8 of shape {(frames, *crop.shape)}")
+    flat = out.reshape(frames, levels.size)
+
+    def work(f0: int, f1: int) -> None:
+        for f in range(f0, f1):  # one frame at a time: its draws are still in the cache
+            sample_levels(levels, draw(f, f + 1), thresholds, guide, flat[f : f + 1])
+
+    split_range(work, frames, threads)
+    return out
