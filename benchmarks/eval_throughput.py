@@ -1,21 +1,25 @@
 """Throughput and memory of the evaluation harness against the model's pure forward pass.
 
     python benchmarks/eval_throughput.py [--data VAL_DIR] [--model resnet50] [--device cuda]
-        [--precision bf16] [--batch-size 250] [--workers 16] [--images 500] [--repeat 50]
-        [--decode cpu,gpu] [--mem-sizes 100,400]
+        [--precision bf16] [--batch-size 250] [--workers 12,16] [--images 250] [--repeat 100]
+        [--cells 5] [--decode cpu,gpu] [--mem-sizes 100,400]
 
 1. Writes the first ``--images`` photos of ``--data`` (default: the shared 1,000-image sample)
-   as 224x224 JPEG q85 frames in a temporary ImageNet-C-like cell, as ImageNet-C stores them;
-   the cell is read ``--repeat`` times over (default on CUDA 500 x 50 = 25,000 images, so
-   worker start-up is amortised; on CPU 64 x 1).
-2. For each ``--decode`` mode (``gpu`` only on CUDA): (a) loader: the bare DataLoader of the
-   harness (PIL-decoded uint8 batches, or the JPEG bytes for ``gpu``), iterated and dropped;
-   (b) harness: :func:`robustbench_assemble.eval.loop.evaluate_cell` (files -> workers ->
-   device -> [nvjpeg] -> normalisation -> model -> counts), images/s over the whole call,
-   worker start-up included.
-3. (c) Pure forward: the same model, batch size and precision on a batch already normalised on
+   as 224x224 JPEG q85 frames, as ImageNet-C stores them, and makes ``--cells`` cells of
+   ``images x repeat / cells`` frames each (the frames read over and over; on CUDA by default
+   250 x 100 = 25,000 images in 5 cells, like 5 severities of one corruption).
+2. Decode cost on one core of this machine: ms per frame of the harness's PIL decode (what
+   bounds the loader: cores / that = its ceiling) and of reading the bytes (``--decode gpu``).
+3. For each ``--decode`` mode (``gpu`` only on CUDA) and each ``--workers`` count: (a) loader:
+   the bare DataLoader of the harness over all cells, iterated and dropped; (b) harness:
+   :func:`robustbench_assemble.eval.loop.evaluate_cells` over all cells (files -> workers ->
+   device -> [nvjpeg] -> normalisation -> model -> counts), the way a run evaluates them: one
+   loader for the run, worker start-up included.
+   With ``--cell-by-cell`` also (c): :func:`evaluate_cell` once per cell (a new loader per
+   cell, as before 2026-11-26).
+4. (d) Pure forward: the same model, batch size and precision on a batch already normalised on
    the device, the same number of images.
-4. Streaming: the harness (decode cpu) in a fresh subprocess on 100 and 400 images
+5. Streaming: the harness (decode cpu) in a fresh subprocess on 100 and 400 images
    (``--mem-sizes``, empty to skip); peak RSS of the main process and (CUDA) max allocated
    memory should not grow with the size.
 
@@ -80,45 +84,80 @@ def setup(args):
     return device, io, model, cell
 
 
-def datasets(cell, samples, decode: str):
-    """(dataset, decoder) of the harness for ``samples`` of ``cell`` under ``decode``."""
+def jobs_for(io, cells, decode: str):
+    """The harness's CellJobs for ImageNetC ``cells`` under ``decode``."""
+    from robustbench_assemble.eval.loop import CellJob
     from robustbench_assemble.eval.sources import JpegBytes, JpegDecoder
 
     if decode == "gpu":
-        return JpegBytes(samples), JpegDecoder(samples)
-    cell.samples = list(samples)
-    return cell, None
+        return [
+            CellJob(JpegBytes(c.samples), io.frame_prepare, decoder=JpegDecoder(c.samples))
+            for c in cells
+        ]
+    return [CellJob(c, io.frame_prepare) for c in cells]
 
 
-def run_loader(args, device, dataset, decoder) -> float:
+def make_cells(cell, frames, per_cell: int, n_cells: int):
+    """``n_cells`` copies of ``cell`` reading ``per_cell`` of ``frames`` (cycled) each."""
+    import copy
+
+    out = []
+    for _ in range(n_cells):
+        c = copy.copy(cell)
+        c.samples = [frames[i % len(frames)] for i in range(per_cell)]
+        out.append(c)
+    return out
+
+
+def decode_cost(cell, frames) -> dict:
+    """ms per frame on one core: PIL decode as the harness does it, and reading the bytes."""
+    from robustbench_assemble.eval.sources import read_jpeg_bytes
+
+    out = {}
+    for name, fn in (
+        ("pil_decode_ms", cell.image),
+        ("read_bytes_ms", lambda s: read_jpeg_bytes(s.path)),
+    ):
+        fn(frames[0])
+        t0 = time.perf_counter()
+        for s in frames:
+            fn(s)
+        out[name] = round((time.perf_counter() - t0) / len(frames) * 1e3, 4)
+    return out
+
+
+def run_loader(args, device, jobs, workers: int) -> float:
     """Images/s of the bare DataLoader (batches fetched, nothing else)."""
     from robustbench_assemble.eval.loop import make_loader
 
-    loader = make_loader(
-        dataset, batch_size=args.batch_size, workers=args.workers, device=device,
-        collate_fn=decoder.collate if decoder is not None else None,
-    )  # fmt: skip
+    loader = make_loader(jobs, batch_size=args.batch_size, workers=workers, device=device)
     t0 = time.perf_counter()
-    n = sum(len(labels) for _, labels, _ in loader)
+    n = sum(len(b.labels) for b in loader)
     return n / (time.perf_counter() - t0)
 
 
-def run_harness(args, device, io, model, dataset, decoder=None) -> tuple[float, int]:
-    from robustbench_assemble.eval.loop import evaluate_cell
+def run_harness(args, device, model, jobs, workers: int, cell_by_cell=False):
+    from robustbench_assemble.eval.loop import evaluate_cell, evaluate_cells
 
+    kw = dict(device=device, batch_size=args.batch_size, workers=workers,
+              precision=args.precision, progress=False)  # fmt: skip
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
-    counts = evaluate_cell(
-        model, dataset, device=device, prepare=io.frame_prepare, batch_size=args.batch_size,
-        workers=args.workers, precision=args.precision, progress=False, decoder=decoder,
-    )  # fmt: skip
+    if cell_by_cell:
+        counts = [
+            evaluate_cell(model, j.dataset, prepare=j.prepare, decoder=j.decoder, **kw)
+            for j in jobs
+        ]
+    else:
+        counts = evaluate_cells(model, jobs, **kw)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return time.perf_counter() - t0, counts.n
+    return time.perf_counter() - t0, sum(c.n for c in counts)
 
 
 def run_forward(args, device, io, model, n_images: int) -> float:
+    """Images/s of the model alone on one preloaded, normalised device batch."""
     from robustbench_assemble.eval.loop import autocast
 
     g = torch.Generator().manual_seed(0)
@@ -146,7 +185,7 @@ def memory_probe(args) -> dict:
     device, io, model, cell = setup(args)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    seconds, n = run_harness(args, device, io, model, cell)
+    seconds, n = run_harness(args, device, model, jobs_for(io, [cell], "cpu"), args.workers[0])
     return {
         "images": n,
         "seconds": round(seconds, 2),
@@ -164,18 +203,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None)
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
     p.add_argument("--batch-size", type=int, default=None, help="cuda 250, cpu 32")
-    p.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1))
-    p.add_argument("--images", type=int, default=None, help="frames written (cuda 500, cpu 64)")
-    p.add_argument("--repeat", type=int, default=None, help="passes over them (cuda 50, cpu 1)")
+    p.add_argument("--workers", default=None, help="comma list (default: the CLI's default)")
+    p.add_argument("--images", type=int, default=None, help="frames written (cuda 250, cpu 64)")
+    p.add_argument("--repeat", type=int, default=None, help="passes over them (cuda 100, cpu 2)")
+    p.add_argument("--cells", type=int, default=None, help="cells they form (cuda 5, cpu 2)")
     p.add_argument("--decode", default=None, help="decoders to time (cuda: cpu,gpu; cpu: cpu)")
     p.add_argument("--mem-sizes", default="100,400", help="dataset sizes of the memory probe")
+    p.add_argument("--cell-by-cell", action="store_true", help="also time evaluate_cell per cell")
     p.add_argument("--frames", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    from robustbench_assemble.eval.cli import default_workers
+
     cuda = (args.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
     args.batch_size = args.batch_size or (250 if cuda else 32)
-    args.images = args.images or (500 if cuda else 64)
-    args.repeat = args.repeat or (50 if cuda else 1)
+    args.images = args.images or (250 if cuda else 64)
+    args.repeat = args.repeat or (100 if cuda else 2)
+    args.cells = args.cells or (5 if cuda else 2)
+    dev = torch.device("cuda" if cuda else "cpu")
+    args.workers = [int(w) for w in (args.workers or str(default_workers(dev))).split(",")]
     decodes = [d for d in (args.decode or ("cpu,gpu" if cuda else "cpu")).split(",") if d]
     if any(d not in ("cpu", "gpu") for d in decodes) or ("gpu" in decodes and not cuda):
         raise SystemExit(f"--decode {args.decode}: expected cpu and/or gpu (gpu needs CUDA)")
@@ -187,28 +233,36 @@ def main(argv: list[str] | None = None) -> int:
 
     sizes = [int(s) for s in args.mem_sizes.split(",") if s]
     started = time.perf_counter()
-    rates: dict[str, dict[str, float]] = {}
+    rates: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         args.frames = write_frames(args.data, max([args.images, *sizes]), Path(tmp) / "frames")
         device, io, model, cell = setup(args)
         frames = cell.samples[: args.images]
-        samples = frames * args.repeat
+        cost = decode_cost(cell, frames)
+        per_cell = args.images * args.repeat // args.cells
+        cells = make_cells(cell, frames, per_cell, args.cells)
         for decode in decodes:
-            warm, warm_decoder = datasets(cell, frames[: args.batch_size], decode)
-            run_harness(args, device, io, model, warm, warm_decoder)  # warm-up (cuDNN, nvjpeg)
-            dataset, decoder = datasets(cell, samples, decode)
-            loader = run_loader(args, device, dataset, decoder)
-            seconds, n = run_harness(args, device, io, model, dataset, decoder)
-            rates[decode] = {
-                "loader_img_s": round(loader, 1),
-                "harness_img_s": round(n / seconds, 1),
-            }
+            warm = make_cells(cell, frames, args.batch_size, 1)
+            run_harness(args, device, model, jobs_for(io, warm, decode), args.workers[0])
+            jobs = jobs_for(io, cells, decode)
+            for w in args.workers:
+                loader = run_loader(args, device, jobs, w)
+                seconds, n = run_harness(args, device, model, jobs, w)
+                rates[f"{decode}/{w}"] = {
+                    "decode": decode,
+                    "workers": w,
+                    "loader_img_s": round(loader, 1),
+                    "harness_img_s": round(n / seconds, 1),
+                }
+            if args.cell_by_cell:
+                seconds, n = run_harness(args, device, model, jobs, args.workers[0], True)
+                rates[f"{decode}/{args.workers[0]}"]["cell_by_cell_img_s"] = round(n / seconds, 1)
         forward = run_forward(args, device, io, model, n)
         probes = []
         for size in sizes:
             cmd = [sys.executable, __file__, "--probe", "--frames", str(args.frames)]
             cmd += ["--data", str(args.data), "--model", args.model, "--precision", args.precision]
-            cmd += ["--batch-size", str(args.batch_size), "--workers", str(args.workers)]
+            cmd += ["--batch-size", str(args.batch_size), "--workers", str(args.workers[0])]
             cmd += ["--images", str(size)] + (["--device", args.device] if args.device else [])
             # the probe reads a cell of exactly `size` frames
             sub = Path(tmp) / f"frames{size}"
@@ -218,24 +272,32 @@ def main(argv: list[str] | None = None) -> int:
             probes.append(json.loads(out.strip().splitlines()[-1]))
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    cores = len(os.sched_getaffinity(0))
     print(
-        f"\n{args.model} {args.precision} batch {args.batch_size} workers {args.workers} on {name}"
-        f", {n} images per timing ({args.images} frames x {args.repeat})"
+        f"\n{args.model} {args.precision} batch {args.batch_size} on {name}, {cores} CPU cores, "
+        f"{n} images per timing ({args.cells} cells of {per_cell}, {args.images} frames)"
     )
+    ceiling = cores / cost["pil_decode_ms"] * 1e3
+    print(f"  one core: PIL decode {cost['pil_decode_ms']:.3f} ms/frame ({cores} cores: "
+          f"{ceiling:.0f} img/s), read bytes {cost['read_bytes_ms']:.3f} ms")  # fmt: skip
     print(f"  pure forward (preloaded device tensors):      {forward:8.1f} img/s")
-    for decode, r in rates.items():
+    for r in rates.values():
         r["ratio"] = round(r["harness_img_s"] / forward, 3)
-        print(f"  decode {decode}: bare loader {r['loader_img_s']:8.1f} img/s, harness "
-              f"{r['harness_img_s']:8.1f} img/s, harness / forward {r['ratio']:.3f}")  # fmt: skip
+        extra = (f", cell by cell {r['cell_by_cell_img_s']:8.1f}"
+                 if "cell_by_cell_img_s" in r else "")  # fmt: skip
+        print(f"  decode {r['decode']} workers {r['workers']:2d}: bare loader "
+              f"{r['loader_img_s']:8.1f} img/s, harness {r['harness_img_s']:8.1f} img/s, "
+              f"harness / forward {r['ratio']:.3f}{extra}")  # fmt: skip
     for pr in probes:
         print(
             f"  {pr['images']:5d} images: peak RSS {pr['peak_rss_mb']:8.1f} MB, "
             f"CUDA max allocated {pr['cuda_max_allocated_mb']} MB"
         )
     result = {
-        "model": args.model, "device": name, "precision": args.precision,
-        "batch_size": args.batch_size, "workers": args.workers, "images": n,
-        "forward_img_s": round(forward, 1), "decode": rates, "memory": probes,
+        "model": args.model, "device": name, "cpu_cores": cores, "precision": args.precision,
+        "batch_size": args.batch_size, "images": n, "cells": args.cells, "decode_cost": cost,
+        "forward_img_s": round(forward, 1),
+        "runs": list(rates.values()), "memory": probes,
         "seconds": round(time.perf_counter() - started, 1),
     }  # fmt: skip
     print(json.dumps(result))

@@ -34,7 +34,9 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 im.load()
-            return im.convert("RGB")
+            # an RGB image is returned as decoded (convert would copy it); closing the file
+            # after load() keeps the pixels
+            return im if im.mode == "RGB" else im.convert("RGB")
     except FileNotFoundError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:

@@ -448,9 +448,10 @@ def test_nvjpeg_vs_pil_pixels(sample_dir, tmp_path):
     msg = f"nvjpeg vs PIL, {len(cell)} q85 frames: {100 * frac:.3f} % of values differ, "
     msg += f"mean |diff| {mean:.4f}, max {mx}"
     print(msg)
-    # H200, torch 2.11 / torchvision 0.26: max 51 (chroma upsampling differs from libjpeg's
-    # "fancy" upsampling at colour edges), so only the bulk of the pixels is bounded here
-    assert frac < 0.05 and mean < 0.5, msg
+    # H100, torch 2.11 / torchvision 0.26 (2026-11-26): 30.2 % of values differ, mean |diff|
+    # 0.61, max 51 (nvjpeg's IDCT and chroma upsampling are not libjpeg-turbo's ISLOW IDCT and
+    # "fancy" upsampling). Bounds a little above that: the documented difference must hold.
+    assert 0 < frac < 0.4 and mean < 0.8 and mx <= 64, msg
 
 
 @pytest.mark.gpu
@@ -472,3 +473,116 @@ def test_decode_gpu_counts_match_cpu(sample_dir, tmp_path):
     print(f"decode cpu {counts['cpu']} gpu {counts['gpu']} (n, top-1, top-5)")
     assert counts["cpu"][0] == counts["gpu"][0] == 50
     assert abs(counts["cpu"][1] - counts["gpu"][1]) <= 1
+
+
+# ----------------------------------------------------------------------------- loader
+
+
+def test_batch_fast_path_equals_per_image_tensors(sample_dir, imagenet_c):
+    """``SampleDataset.batch`` (NHWC, decoded straight into the batch; shared memory on a
+    worker) holds exactly the pixels and labels of the per-image CHW path."""
+    from robustbench_assemble.datasets.imagenet import find_classes
+    from robustbench_assemble.datasets.imagenet_c import ImageNetC
+    from robustbench_assemble.eval.loop import CellJob, make_loader
+
+    cell = ImageNetC(imagenet_c, "contrast", 1, find_classes(sample_dir))
+    images, labels = cell.batch([0, 5, 2])
+    assert images.shape == (3, 224, 224, 3) and images.dtype == torch.uint8
+    for k, i in enumerate([0, 5, 2]):
+        x, y = cell[i]
+        assert torch.equal(images[k].permute(2, 0, 1), x) and int(labels[k]) == y
+
+    job = CellJob(cell, prepare=lambda x: x.float())
+    loader = make_loader([job], batch_size=3, workers=2, device=torch.device("cpu"))
+    batches = list(loader)
+    assert [b.indices.tolist() for b in batches] == [[0, 1, 2], [3, 4, 5], [6, 7]]
+    assert all(b.channels_last and b.images.is_shared() for b in batches)
+    got = torch.cat([b.images for b in batches]).permute(0, 3, 1, 2)
+    assert torch.equal(got, torch.stack([cell[i][0] for i in range(len(cell))]))
+
+
+def test_batch_of_mixed_sizes_names_the_file(sample_dir, imagenet_c, tmp_path):
+    from robustbench_assemble.datasets.imagenet import find_classes
+    from robustbench_assemble.datasets.imagenet_c import ImageNetC
+    from robustbench_assemble.images import ImageReadError
+
+    root = tmp_path / "c"
+    shutil.copytree(imagenet_c / "contrast" / "1", root / "contrast" / "1")
+    odd = sorted((root / "contrast" / "1").glob("*/*"))[1]
+    Image.new("RGB", (200, 224)).save(odd, "JPEG")
+    cell = ImageNetC(root, "contrast", 1, find_classes(sample_dir))
+    with pytest.raises(ImageReadError, match=odd.name):
+        cell.batch([0, 1])
+
+
+class _Toy(torch.utils.data.Dataset):
+    """n random uint8 images with labels 0..9 (a fixed seed per dataset)."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.x = torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8, generator=g)
+        self.y = torch.randint(0, 10, (n,), generator=g)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int):
+        return self.x[i], int(self.y[i])
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_one_loader_for_many_cells_equals_cell_by_cell(workers):
+    """evaluate_cells (one loader over all cells, batches never straddling two) gives each cell
+    the counts of evaluating it alone, reports cells in order as they complete (empty cells
+    and ranks without images of a cell included), and two ranks' shares sum to one rank's."""
+    from robustbench_assemble.eval.distributed import DistContext
+    from robustbench_assemble.eval.loop import CellJob, evaluate_cell, evaluate_cells
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 10)).eval()
+    cpu = torch.device("cpu")
+    prepare = lambda x: x.float() / 255  # noqa: E731
+    sets = [_Toy(n, seed) for seed, n in enumerate([7, 0, 1, 12, 5])]
+    jobs = [CellJob(ds, prepare, desc=f"cell{i}") for i, ds in enumerate(sets)]
+    kw = dict(device=cpu, batch_size=4, progress=False)
+    alone = [evaluate_cell(model, ds, prepare=prepare, **kw) for ds in sets]
+    assert [c.n for c in alone] == [7, 0, 1, 12, 5]
+    assert sum(c.correct5 for c in alone) > 0  # the counts are not all trivially zero
+
+    seen: list[int] = []
+    together = evaluate_cells(
+        model, jobs, workers=workers, on_cell=lambda i, c: seen.append(i), **kw
+    )
+    assert together == alone and seen == [0, 1, 2, 3, 4]
+
+    shares = [
+        evaluate_cells(model, jobs, workers=workers, ctx=DistContext(r, 2, device=cpu), **kw)
+        for r in range(2)
+    ]
+    assert [a + b for a, b in zip(*shares, strict=True)] == alone
+    assert shares[1][2].n == 0  # one-image cell: rank 1 has nothing of it, still reported
+
+
+@pytest.mark.gpu
+def test_cuda_loader_counts_equal_cpu(sample_dir, imagenet_c):
+    """On CUDA (pinned NHWC batches from workers, side-stream copies, counts kept on the
+    device until a cell ends) every cell's counts equal the CPU's."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    from robustbench_assemble.datasets.imagenet import find_classes
+    from robustbench_assemble.datasets.imagenet_c import ImageNetC
+    from robustbench_assemble.eval.loop import CellJob, evaluate_cells, prepare_model
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten(), torch.nn.Linear(48, 1000)
+    )
+    classes = find_classes(sample_dir)
+    cells = [ImageNetC(imagenet_c, c, s, classes) for c in CORRUPTIONS for s in SEVERITIES]
+    jobs = [CellJob(c, lambda x: x.double() / 255) for c in cells]
+    got = {}
+    for name in ("cpu", "cuda"):
+        device = torch.device(name)
+        model = prepare_model(net, device).double()
+        got[name] = evaluate_cells(model, jobs, device=device, batch_size=3, workers=2)
+    assert got["cuda"] == got["cpu"] and all(c.n == N_IMAGES for c in got["cpu"])

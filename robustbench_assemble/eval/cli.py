@@ -4,8 +4,8 @@
         [--imagenet-c DIR] [--imagenet-p DIR] [--corruptions a,b|common|all]
         [--severities 1,2] [--limit N] [--batch-size N] [--workers N] [--device D]
         [--precision fp32|bf16|fp16] [--out DIR] [--source files|on-the-fly] [--seed N]
-        [--resize-policy P] [--decode cpu|gpu] [--compare FILE ...] [--baseline PATH ...]
-        [--no-figures]
+        [--resize-policy P] [--decode cpu|gpu] [--compare FILE ...]
+        [--baseline PATH ...] [--no-figures]
 
 With no data flag at all it evaluates the embedded smoke sample (five scikit-image photos,
 corruptions computed on the fly): a pipeline check that runs anywhere in a few minutes.
@@ -19,6 +19,8 @@ import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 
 from ..corruptions.params import resolve_names, resolve_severities
 from .loop import PRECISIONS
@@ -106,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=int, help="evaluate a fixed subset of N images (spread over classes)"
     )
     p.add_argument("--batch-size", type=int, help="default: 256 on CUDA, 32 on CPU")
-    p.add_argument("--workers", type=int, help="DataLoader workers (default: min(8, CPU count))")
+    p.add_argument(
+        "--workers", type=int, help="DataLoader workers (default: CUDA cores-4, CPU min(8, cores))"
+    )
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="fp16 needs CUDA")
     p.add_argument("--out", type=Path, default=Path("results"), help="results root: <out>/<model>/")
@@ -129,8 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="cpu",
         choices=DECODERS,
         help="JPEG decoder of the ImageNet-C files: cpu = PIL on the workers (the reference's); "
-        "gpu = nvjpeg on the CUDA device, batched (faster; may differ from PIL by a level on a "
-        "few pixels, see docs/BENCHMARKS.md). Clean images always use PIL",
+        "gpu = nvjpeg on the CUDA device, batched (opt-in: its pixels are not PIL's, 30 %% of "
+        "values differ, mean 0.6 levels, see docs/BENCHMARKS.md). Clean images always use PIL",
     )
     p.add_argument(
         "--compare",
@@ -244,5 +248,16 @@ def resolve_baselines(paths: list[Path]) -> tuple[Path | None, Path | None]:
     return found.get("c"), found.get("p")
 
 
-def default_workers() -> int:
-    return min(8, os.cpu_count() or 1)
+def default_workers(device: torch.device | None = None) -> int:
+    """DataLoader workers when ``--workers`` is not given.
+
+    On CUDA, JPEG decoding feeds the GPU, but workers on every core starve the main process
+    that drives it: on a 16-core H100 host, 12 workers beat 14 and 16 in every measured
+    configuration (docs/BENCHMARKS.md), so all cores but four. On the CPU the model needs
+    the cores: at most 8.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
+    if device is not None and device.type == "cuda":
+        return max(1, cores - 4)
+    return min(8, cores)

@@ -10,13 +10,11 @@ alone reads/writes the cache and the result files. A single process (no ``WORLD_
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import Sampler
 
 
 @dataclass(frozen=True)
@@ -123,16 +121,3 @@ def shard_indices(n: int, rank: int, world_size: int) -> range:
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} is outside 0..{world_size - 1}")
     return range(rank, n, world_size)
-
-
-class ShardSampler(Sampler[int]):
-    """Sequential sampler over :func:`shard_indices`: exact counts, no padded duplicates."""
-
-    def __init__(self, n: int, rank: int = 0, world_size: int = 1) -> None:
-        self.indices = shard_indices(n, rank, world_size)
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)

@@ -1,30 +1,40 @@
-"""Streaming evaluation of one cell: images -> DataLoader workers -> device -> model -> counts.
+"""Streaming evaluation of a run's cells: images -> DataLoader workers -> device -> model -> counts.
 
-Nothing but three integers survives a batch, so memory does not grow with the dataset.
-Workers decode JPEGs to uint8 tensors on the CPU; the uint8 batch is copied to the device
-(pinned memory, non-blocking on CUDA: a quarter of the bytes of float32), where optional
-on-the-fly corruption, the resize policy and normalisation run; the model runs under
+Nothing but three integers per cell survives a batch, so memory does not grow with the
+dataset. One loader serves all cells of a run (:func:`evaluate_cells`; batches never straddle
+two cells), so workers start once and the next cell decodes while a cell's last batches
+compute. Workers decode JPEGs straight into one uint8 batch (NHWC, in shared memory, for
+datasets with a ``batch`` method; else the per-image CHW path); the batch is copied to the
+device (pinned memory, non-blocking on CUDA: a quarter of the bytes of float32), where
+optional on-the-fly corruption, the resize policy and normalisation run; the model runs under
 ``torch.inference_mode``, in ``channels_last`` and, if asked, under bf16/fp16 autocast.
 With a :class:`BatchDecoder` (``--decode gpu``) workers only read the compressed bytes and the
 main process decodes the whole batch on the device (a tenth of the bytes through worker IPC).
 
-Nothing in the loop waits for the GPU: on CUDA the copy of batch i+1 runs on a side stream
-while batch i computes, and counts stay on the device until the cell ends (one sync a cell).
+The loop does not wait for each batch: on CUDA the copy of batch i+1 runs on a side stream
+while batch i computes, at most :data:`MAX_BATCHES_AHEAD` batches are queued, and counts stay
+on the device until the cell ends (one sync a cell).
 """
 
 from __future__ import annotations
 
+import bisect
+import collections
 import contextlib
-from collections.abc import Callable
+import itertools
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
+from torch.utils.data._utils.pin_memory import pin_memory
 from tqdm.auto import tqdm
 
-from .distributed import DistContext, ShardSampler
+from .distributed import DistContext, shard_indices
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -102,43 +112,123 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     return torch.autocast(device_type=device.type, dtype=_AUTOCAST_DTYPES[precision])
 
 
-class _Indexed(Dataset):
-    """Adds the dataset index to each item, so on-the-fly corruption can seed by image."""
+@dataclass
+class CellJob:
+    """One cell for :func:`evaluate_cells`: its dataset and how its batches become model input."""
 
-    def __init__(self, dataset: Dataset) -> None:
-        self.dataset = dataset
+    dataset: Dataset
+    prepare: Prepare
+    device_transform: DeviceTransform | None = None
+    decoder: BatchDecoder | None = None
+    desc: str = ""
+
+
+@dataclass
+class _Batch:
+    """What a loader worker sends: one cell's batch. ``images`` is uint8 NCHW, or NHWC when
+    ``channels_last`` (the fast path of datasets with a ``batch`` method), or a decoder's
+    payload."""
+
+    cell: int
+    images: Any
+    labels: torch.Tensor
+    indices: torch.Tensor
+    channels_last: bool = False
+
+    def pin_memory(self) -> _Batch:  # called by the DataLoader's pin-memory thread
+        return _Batch(
+            self.cell,
+            pin_memory(self.images),
+            self.labels.pin_memory(),
+            self.indices,
+            self.channels_last,
+        )
+
+
+class _Cells(Dataset):
+    """The cells of a run as one dataset (global index = cell offset + index), fetched a batch
+    at a time: one loader, whose workers stay up across cells, serves the whole run."""
+
+    def __init__(self, jobs: Sequence[CellJob]) -> None:
+        self.datasets = [j.dataset for j in jobs]
+        self.decoders = [j.decoder for j in jobs]
+        self.offsets = [0]
+        for d in self.datasets:
+            self.offsets.append(self.offsets[-1] + len(d))  # type: ignore[arg-type]
 
     def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
+        return self.offsets[-1]
 
-    def __getitem__(self, index: int):
-        x, y = self.dataset[index]
-        return x, y, index
+    def __getitem__(self, index: int):  # pragma: no cover - the loader uses __getitems__
+        return self.__getitems__([index])
+
+    def __getitems__(self, indices: list[int]) -> _Batch:
+        cell = bisect.bisect_right(self.offsets, indices[0]) - 1
+        local = [i - self.offsets[cell] for i in indices]
+        ds, decoder = self.datasets[cell], self.decoders[cell]
+        index = torch.tensor(local)
+        if decoder is not None:
+            items = [(*ds[i], i) for i in local]
+            payload, labels, _ = decoder.collate(items)
+            return _Batch(cell, payload, labels, index)
+        fast = ds.batch(local) if hasattr(ds, "batch") else None
+        if fast is not None:
+            return _Batch(cell, fast[0], fast[1], index, channels_last=True)
+        images, labels = default_collate([ds[i] for i in local])
+        return _Batch(cell, images, labels, index)
+
+
+class _CellBatches(Sampler[list[int]]):
+    """Each cell's share for this rank (:func:`shard_indices`), in batches that never straddle
+    two cells, cell after cell."""
+
+    def __init__(self, offsets: list[int], batch_size: int, rank: int, world_size: int) -> None:
+        self.batches: list[list[int]] = []
+        for lo, hi in itertools.pairwise(offsets):
+            mine = [lo + i for i in shard_indices(hi - lo, rank, world_size)]
+            self.batches += [mine[k : k + batch_size] for k in range(0, len(mine), batch_size)]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def _identity(batch: _Batch) -> _Batch:
+    return batch
+
+
+#: Niceness added to loader workers. Why: workers decoding on every core starve the main
+#: thread, which launches the model's kernels; the GPU then waits on the CPU.
+WORKER_NICENESS = 10
+
+
+def _lower_priority(_: int) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(WORKER_NICENESS)
 
 
 def make_loader(
-    dataset: Dataset,
+    jobs: Sequence[CellJob],
     *,
     batch_size: int,
     workers: int,
     device: torch.device,
     ctx: DistContext | None = None,
-    collate_fn: Callable | None = None,
 ) -> DataLoader:
-    """Sharded, pinned (on CUDA), prefetching loader of (uint8 images, labels, indices)
-    (or of a decoder's payloads, with its ``collate_fn``)."""
+    """One sharded, pinned (on CUDA), prefetching loader of :class:`_Batch` over all ``jobs``."""
     ctx = ctx or DistContext(device=device)
-    sampler = ShardSampler(len(dataset), ctx.rank, ctx.world_size)  # type: ignore[arg-type]
+    cells = _Cells(jobs)
     return DataLoader(
-        _Indexed(dataset),
-        batch_size=batch_size,
-        sampler=sampler,
+        cells,
+        batch_sampler=_CellBatches(cells.offsets, batch_size, ctx.rank, ctx.world_size),
         num_workers=workers,
         pin_memory=device.type == "cuda",
         prefetch_factor=4 if workers > 0 else None,
         persistent_workers=False,
-        drop_last=False,
-        collate_fn=collate_fn,
+        collate_fn=_identity,
+        worker_init_fn=_lower_priority if workers > 0 else None,
     )
 
 
@@ -166,6 +256,100 @@ def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
     return model.eval().to(device=device, memory_format=torch.channels_last)
 
 
+#: Batches the main thread may queue on the GPU ahead of the one running.
+MAX_BATCHES_AHEAD = 2
+
+
+def _bound_run_ahead(in_flight: collections.deque, device: torch.device) -> None:
+    """Record this batch's event; wait (sleeping, so the loader's threads run) while more than
+    :data:`MAX_BATCHES_AHEAD` batches are queued on the GPU. Why: an unbounded main thread
+    only fills CUDA's launch queue and holds every queued batch's device memory."""
+    event = torch.cuda.Event()
+    event.record(torch.cuda.current_stream(device))
+    in_flight.append(event)
+    while len(in_flight) > MAX_BATCHES_AHEAD:
+        oldest = in_flight.popleft()
+        while not oldest.query():
+            time.sleep(2e-4)
+
+
+def evaluate_cells(
+    model: nn.Module,
+    jobs: Sequence[CellJob],
+    *,
+    device: torch.device,
+    batch_size: int = 64,
+    workers: int = 0,
+    precision: str = "fp32",
+    ctx: DistContext | None = None,
+    progress: bool = True,
+    on_cell: Callable[[int, Counts], None] | None = None,
+) -> list[Counts]:
+    """Top-1/top-5 counts of ``model`` on this rank's share of each job's dataset.
+
+    One loader serves all cells, so its workers start once and the next cell's images are
+    decoding while the last batches of a cell compute. ``on_cell(i, counts)`` is called as
+    soon as cell ``i`` is complete, in cell order on every rank (so it may all-reduce and
+    cache). Each dataset yields (uint8 3xHxW tensor, label) (or what its job's ``decoder``
+    collates). ``model`` must already be prepared with :func:`prepare_model`. The counts are
+    this process's only: sum them over ranks with :func:`~.distributed.all_reduce_sum`.
+    """
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
+    check_precision(precision, device)
+    ctx = ctx or DistContext(device=device)
+    results: list[Counts] = []
+
+    def close_cells(upto: int, current: int, totals: torch.Tensor | None) -> None:
+        """Cells before ``upto`` are complete: ``current`` gets ``totals`` (one sync), cells
+        this rank had no images of get zeros."""
+        while len(results) < upto:
+            i = len(results)
+            counts = Counts(*(int(v) for v in totals.tolist())) if i == current else Counts()
+            results.append(counts)
+            if on_cell is not None:
+                on_cell(i, counts)
+
+    if not jobs:
+        return results
+    loader = make_loader(jobs, batch_size=batch_size, workers=workers, device=device, ctx=ctx)
+    to_device = _ToDevice(device)
+    in_flight: collections.deque = collections.deque()  # CUDA events of queued batches
+    totals = None  # n, top-1, top-5 of the current cell, on the device until the cell ends
+    current = -1
+    bar = tqdm(loader, unit="batch", leave=False, disable=not (progress and ctx.is_main))
+    with torch.inference_mode():
+        for batch in bar:
+            if batch.cell != current:
+                close_cells(batch.cell, current, totals)
+                current = batch.cell
+                totals = torch.zeros(3, dtype=torch.int64, device=device)
+                bar.set_description(jobs[current].desc)
+            job = jobs[current]
+            labels = to_device(batch.labels)
+            if job.decoder is not None:
+                images = job.decoder.decode(batch.images, batch.indices, device)
+            else:
+                images = to_device(batch.images)
+                if batch.channels_last:
+                    images = images.permute(0, 3, 1, 2)  # NCHW view, channels_last strides
+            if job.device_transform is not None:
+                images = job.device_transform(images.contiguous(), batch.indices)
+            x = job.prepare(images).contiguous(memory_format=torch.channels_last)
+            with autocast(device, precision):
+                logits = model(x)
+            logits = logits.float()
+            k = min(5, logits.shape[1])
+            top = logits.topk(k, dim=1).indices
+            totals[0] += labels.numel()
+            totals[1] += (logits.argmax(dim=1) == labels).sum()
+            totals[2] += (top == labels[:, None]).any(dim=1).sum()
+            if device.type == "cuda":
+                _bound_run_ahead(in_flight, device)
+    close_cells(len(jobs), current, totals)
+    return results
+
+
 def evaluate_cell(
     model: nn.Module,
     dataset: Dataset,
@@ -181,46 +365,16 @@ def evaluate_cell(
     desc: str = "",
     progress: bool = True,
 ) -> Counts:
-    """Top-1/top-5 counts of ``model`` on this rank's share of ``dataset``.
-
-    ``dataset`` yields (uint8 3xHxW tensor, label). ``model`` must already be prepared with
-    :func:`prepare_model`. The counts are this process's only: sum them over ranks with
-    :func:`~.distributed.all_reduce_sum`. With ``decoder``, ``dataset`` yields what its
-    ``collate`` expects and ``decoder.decode`` makes the uint8 batch on the device.
-    """
-    if batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
-    check_precision(precision, device)
-    ctx = ctx or DistContext(device=device)
-    loader = make_loader(
-        dataset,
+    """:func:`evaluate_cells` for one cell."""
+    job = CellJob(dataset, prepare, device_transform, decoder, desc)
+    (counts,) = evaluate_cells(
+        model,
+        [job],
+        device=device,
         batch_size=batch_size,
         workers=workers,
-        device=device,
+        precision=precision,
         ctx=ctx,
-        collate_fn=decoder.collate if decoder is not None else None,
+        progress=progress,
     )
-    to_device = _ToDevice(device)
-    n = torch.zeros((), dtype=torch.int64, device=device)
-    c1 = torch.zeros((), dtype=torch.int64, device=device)
-    c5 = torch.zeros((), dtype=torch.int64, device=device)
-    bar = tqdm(loader, desc=desc, unit="batch", leave=False, disable=not (progress and ctx.is_main))
-    with torch.inference_mode():
-        for payload, labels, indices in bar:
-            labels = to_device(labels)
-            if decoder is not None:
-                images = decoder.decode(payload, indices, device)
-            else:
-                images = to_device(payload)
-            if device_transform is not None:
-                images = device_transform(images, indices)
-            x = prepare(images).contiguous(memory_format=torch.channels_last)
-            with autocast(device, precision):
-                logits = model(x)
-            logits = logits.float()
-            k = min(5, logits.shape[1])
-            top = logits.topk(k, dim=1).indices
-            c1 += (logits.argmax(dim=1) == labels).sum()
-            c5 += (top == labels[:, None]).any(dim=1).sum()
-            n += labels.numel()
-    return Counts(int(n), int(c1), int(c5))
+    return counts

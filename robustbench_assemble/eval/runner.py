@@ -22,7 +22,7 @@ from ..models.transforms import warn_resize_policy
 from .cache import CLEAN, Cell, CellCache, file_sha256, state_dict_sha256
 from .cli import EvalConfig, default_workers
 from .distributed import DistContext, all_reduce_sum, barrier, broadcast_object
-from .loop import Counts, check_precision, evaluate_cell, prepare_model
+from .loop import CellJob, Counts, check_precision, evaluate_cells, prepare_model
 from .modelio import ModelIO, check_frames, load_model
 from .sources import (
     FRAME_GEOMETRY,
@@ -100,7 +100,7 @@ def run_imagenet_c(cfg: EvalConfig, ctx: DistContext) -> CResults:
         warn_untrained(cfg.model)
 
     batch_size = cfg.batch_size or (256 if device.type == "cuda" else 32)
-    workers = cfg.workers if cfg.workers is not None else default_workers()
+    workers = cfg.workers if cfg.workers is not None else default_workers(device)
     if isinstance(source, SmokeSource):
         workers = 0  # five images in memory: worker start-up would dominate
 
@@ -119,11 +119,12 @@ def run_imagenet_c(cfg: EvalConfig, ctx: DistContext) -> CResults:
 
     results: dict[Cell, Counts] = {}
     fingerprints: list[str] = []
+    todo: list[tuple[Cell, dict, CellJob]] = []
     started = time.perf_counter()
     for i, cell in enumerate(cells, 1):
         data = source.cell(cell)
         key = {**base_key, "cell": cell.name, "data_fingerprint": data.fingerprint}
-        key["decode"] = data.decode  # nvjpeg and PIL may differ by a level on a few pixels
+        key["decode"] = data.decode  # nvjpeg's pixels are not PIL's
         fingerprints.append(f"{cell.name}:{data.fingerprint}")
         if data.device_transform is not None:
             # random draws depend on the generator's device and on how images are batched
@@ -139,33 +140,42 @@ def run_imagenet_c(cfg: EvalConfig, ctx: DistContext) -> CResults:
             if ctx.is_main:
                 log.info("[%d/%d] %s: cached %s", i, len(cells), cell, _fmt(cached))
             continue
-        t0 = time.perf_counter()
-        local = evaluate_cell(
-            model,
-            data.dataset,
-            device=device,
-            prepare=io.frame_prepare if data.frames else io.clean_prepare,
-            batch_size=batch_size,
-            workers=workers,
-            precision=cfg.precision,
-            ctx=ctx,
-            device_transform=data.device_transform,
-            decoder=data.decoder,
-            desc=str(cell),
-            progress=cfg.progress,
-        )
+        prepare = io.frame_prepare if data.frames else io.clean_prepare
+        job = CellJob(data.dataset, prepare, data.device_transform, data.decoder, str(cell))
+        todo.append((cell, key, job))
+
+    clock = [time.perf_counter()]
+
+    def finished(j: int, local: Counts) -> None:
+        """A cell is complete on every rank: sum, cache (rank 0), log."""
+        cell, key, _ = todo[j]
         counts = Counts(*all_reduce_sum(local.as_list(), ctx))
         if ctx.is_main:
             cache.store(cell, key, counts)
+            now = time.perf_counter()
             log.info(
                 "[%d/%d] %s: %s (%.1f s)",
-                i,
+                len(results) + 1,
                 len(cells),
                 cell,
                 _fmt(counts),
-                time.perf_counter() - t0,
+                now - clock[0],
             )
+            clock[0] = now
         results[cell] = counts
+
+    evaluate_cells(
+        model,
+        [job for _, _, job in todo],
+        device=device,
+        batch_size=batch_size,
+        workers=workers,
+        precision=cfg.precision,
+        ctx=ctx,
+        progress=cfg.progress,
+        on_cell=finished,
+    )
+    results = {cell: results[cell] for cell in cells}  # report in cell order
     barrier(ctx)
 
     meta = {
@@ -247,7 +257,7 @@ def run_imagenet_p(cfg: EvalConfig, ctx: DistContext) -> Path | None:
         device=device,
         precision=cfg.precision,
         batch_size=cfg.batch_size or (256 if device.type == "cuda" else 32),
-        workers=cfg.workers if cfg.workers is not None else default_workers(),
+        workers=cfg.workers if cfg.workers is not None else default_workers(device),
         limit=cfg.limit,
         cache_dir=cache_dir,
         classes=classes,
