@@ -98,9 +98,17 @@ def _lite0_normalize():
 # ----------------------------------------------------------------------------- numbers
 
 
-def test_files_run_matches_independent_loop(sample_dir, imagenet_c, lite0, tmp_path):
+@pytest.mark.parametrize("cells_per_loader", [5, 2])
+def test_files_run_matches_independent_loop(
+    sample_dir, imagenet_c, lite0, tmp_path, monkeypatch, cells_per_loader
+):
+    """Every cell's counts equal a plain one-image-at-a-time loop's, whether the run's five
+    cells share one loader or are served two at a time."""
     from torchvision import transforms as T
 
+    from robustbench_assemble.eval import runner
+
+    monkeypatch.setattr(runner, "CELLS_PER_LOADER", cells_per_loader)
     assert _eval(_files_argv(sample_dir, imagenet_c, tmp_path)) == 0
     folder = tmp_path / MODEL
     report = json.loads((folder / "imagenet_c.json").read_text())

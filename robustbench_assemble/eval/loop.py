@@ -1,8 +1,8 @@
 """Streaming evaluation of a run's cells: images -> DataLoader workers -> device -> model -> counts.
 
 Nothing but three integers per cell survives a batch, so memory does not grow with the
-dataset. One loader serves all cells of a run (:func:`evaluate_cells`; batches never straddle
-two cells), so workers start once and the next cell decodes while a cell's last batches
+dataset. One loader serves several cells (:func:`evaluate_cells`; batches never straddle two
+cells), so workers start once for them and the next cell decodes while a cell's last batches
 compute. Workers decode JPEGs straight into one uint8 batch (NHWC, in shared memory, for
 datasets with a ``batch`` method; else the per-image CHW path); the batch is copied to the
 device (pinned memory, non-blocking on CUDA: a quarter of the bytes of float32), where
@@ -180,19 +180,22 @@ class _Cells(Dataset):
 
 class _CellBatches(Sampler[list[int]]):
     """Each cell's share for this rank (:func:`shard_indices`), in batches that never straddle
-    two cells, cell after cell."""
+    two cells, cell after cell (generated lazily: no per-image list for the whole run)."""
 
     def __init__(self, offsets: list[int], batch_size: int, rank: int, world_size: int) -> None:
-        self.batches: list[list[int]] = []
+        self.shares = []
         for lo, hi in itertools.pairwise(offsets):
-            mine = [lo + i for i in shard_indices(hi - lo, rank, world_size)]
-            self.batches += [mine[k : k + batch_size] for k in range(0, len(mine), batch_size)]
+            mine = shard_indices(hi - lo, rank, world_size)
+            self.shares.append(range(lo + mine.start, lo + mine.stop, mine.step))
+        self.batch_size = batch_size
 
     def __iter__(self) -> Iterator[list[int]]:
-        return iter(self.batches)
+        for mine in self.shares:
+            for k in range(0, len(mine), self.batch_size):
+                yield list(mine[k : k + self.batch_size])
 
     def __len__(self) -> int:
-        return len(self.batches)
+        return sum(-(-len(mine) // self.batch_size) for mine in self.shares)
 
 
 def _identity(batch: _Batch) -> _Batch:
