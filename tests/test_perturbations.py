@@ -459,6 +459,77 @@ def test_scale_kernel_edges_and_outside():
         assert np.array_equal(got, ref), m
 
 
+def test_packed_pixels_and_warp_kernels_against_pil():
+    """pack_rgb puts r, g, b in bits 0-7, 8-15, 16-23 (the kernels' channel order); the
+    packed affine and shared-row kernels equal PIL on random matrices that rotate, zoom in
+    and out and leave parts outside, on a non-square image (gather, border and row sharing)."""
+    from robustbench_assemble.perturbations.kernels import (
+        affine_bilinear_packed,
+        packed_image,
+        scale_bilinear_packed,
+    )
+
+    rng = np.random.default_rng(5)
+    img = rng.integers(0, 256, (23, 31, 3), dtype=np.uint8)
+    px = packed_image(img)
+    want = img[..., 0].astype(np.uint32) | img[..., 1].astype(np.uint32) << 8
+    assert np.array_equal(px, want | img[..., 2].astype(np.uint32) << 16)
+    pil = Image.fromarray(img)
+    for _ in range(12):
+        a0, a4 = rng.uniform(0.3, 2.5, 2)
+        a1, a3 = rng.uniform(-0.4, 0.4, 2)
+        a2, a5 = rng.uniform(-6.0, 6.0, 2)
+        for mat, kernel in (
+            ((a0, a1, a2, a3, a4, a5), affine_bilinear_packed),
+            ((a0, 0.0, a2, 0.0, a4, a5), scale_bilinear_packed),
+            ((a0, 0.0, a2, 0.0, a4, a5), affine_bilinear_packed),
+        ):
+            out = np.empty((1, 19, 19, 3), np.uint8)
+            kernel(px, np.array([mat]), 4, 2, 19, out)
+            ref = np.asarray(pil.transform((31, 23), Image.AFFINE, mat, Image.BILINEAR))
+            assert np.array_equal(out[0], ref[2:21, 4:23]), (kernel, mat)
+
+
+def test_run_frames_and_split_range_cover_each_item_once():
+    """The frame scheduler calls every frame once whatever the thread count and passes a
+    worker's exception on; split_range's ranges tile [0, n)."""
+    from robustbench_assemble.threads import run_frames, split_range
+
+    for threads in (1, 2, 5):
+        seen: list[int] = []
+        run_frames(seen.append, [3, 0, 2, 1, 6, 5, 4], threads)
+        assert sorted(seen) == list(range(7))
+        ranges: list[tuple[int, int]] = []
+        split_range(lambda lo, hi, acc=ranges: acc.append((lo, hi)), 10, threads)
+        covered = sorted(i for lo, hi in ranges for i in range(lo, hi))
+        assert covered == list(range(10))
+
+    def boom(t: int) -> None:
+        if t == 4:
+            raise RuntimeError("frame 4")
+
+    with pytest.raises(RuntimeError, match="frame 4"):
+        run_frames(boom, range(8), 3)
+
+
+def _child_sequence(img: np.ndarray) -> bytes:
+    return make_sequence(img, "rotate", threads=2).tobytes()
+
+
+def test_threads_work_in_a_forked_child(photos256):
+    """The kept thread pool is replaced in a forked child (whose copy has no threads), so
+    make_imagenet_p's fork workers do not hang and get the parent's frames."""
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    img = np.asarray(_resized(photos256[0]))
+    want = make_sequence(img, "rotate", threads=2)  # the parent's pool exists now
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        got = pool.apply_async(_child_sequence, (img,)).get(timeout=120)
+    assert got == want.tobytes()
+
+
 def test_motion_blur_kernel_equals_numpy_motion_blur(photos256):
     """motion_blur and snow frames: the compiled taps equal corruptions.motion's numpy blur
     (itself checked against Wand in tests/test_corruptions.py) on every frame, bit for bit."""

@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..threads import split_range
 from . import cpu_kernels as ck
 from . import torch_ops as ops
 from .motion import motion_blur_kernel, motion_blur_offsets
@@ -102,14 +103,8 @@ def _map_cpu(fn, items: list) -> list:
 
 def _cpu_split(fn, n: int) -> None:
     """Run ``fn(lo, hi)`` over ``[0, n)`` split into ``torch.get_num_threads()`` contiguous
-    ranges on a thread pool (the compiled kernels release the GIL)."""
-    workers = min(n, torch.get_num_threads())
-    if workers <= 1:
-        fn(0, n)
-        return
-    bounds = np.linspace(0, n, workers + 1).astype(np.int64)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(lambda i: fn(int(bounds[i]), int(bounds[i + 1])), range(workers)))
+    ranges on threads (the compiled kernels release the GIL)."""
+    split_range(fn, n, torch.get_num_threads())
 
 
 def _batch_to_nhwc(x: torch.Tensor) -> list[np.ndarray]:

@@ -5,23 +5,25 @@ Poisson sampler, ...), and a vectorised numpy rewrite of the same float arithmet
 passes over memory per output value, which is no faster. A compiled loop does the reference's
 operations in the reference's order, once per output value, and only on the 224 crop.
 
-- :func:`affine_bilinear_crops`: Pillow's ``ImagingGenericTransform`` + ``affine_transform`` +
-  ``bilinear_filter32RGB`` (libImaging/Geometry.c): double-precision source position of the
-  output pixel centre, "outside -> 0" test, ``FLOOR``, edge clamping, lerp along x then y in
-  double, and truncation to uint8. Bit-identical to ``Image.transform(..., Image.BILINEAR)``
-  (tests/test_perturbations.py compares every frame of rotate, scale, shear and zoom_blur).
+- :func:`affine_bilinear_packed` / :func:`scale_bilinear_packed`: Pillow's
+  ``ImagingGenericTransform`` + ``affine_transform`` + ``bilinear_filter32RGB``
+  (libImaging/Geometry.c): double-precision source position of the output pixel centre,
+  "outside -> 0" test, ``FLOOR``, edge clamping, lerp along x then y in double, and truncation
+  to uint8, on the image packed as one 32-bit word per pixel (:func:`pack_rgb`).
+  Bit-identical to ``Image.transform(..., Image.BILINEAR)`` (tests/test_perturbations.py
+  compares every frame of rotate, scale, shear and zoom_blur).
 - :func:`sample_levels`: draws each output pixel from a per-input-level categorical
   distribution with an integer inverse-CDF table and a guide table (Chen & Asau, 1974).
 - :func:`running_mean_frames`: zoom_blur's float32 ``avg += ToTensor(frame)`` running mean.
 
 numba compiles without ``fastmath`` and LLVM does not contract ``a * b + c`` into FMA there,
 so every double operation rounds as the C code's does (checked by the tests, not assumed).
+Loops that LLVM should vectorise run from 0 over arrays or slices (numba's wraparound of a
+possibly negative index, ``a[off + q]``, keeps them scalar) and store into few arrays per loop
+(LLVM gives up when too many pairs of arrays would need overlap checks).
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -29,29 +31,33 @@ import numpy as np
 _JIT = {"nogil": True, "cache": True, "error_model": "numpy"}
 
 
-def split_range(fn: Callable[[int, int], object], n: int, threads: int) -> None:
-    """``fn(lo, hi)`` over ``[0, n)`` cut into ``threads`` contiguous ranges, one per thread.
+@numba.njit(**_JIT)
+def pack_rgb(img, px):  # pragma: no cover - compiled
+    """``px[y, x] = r | g << 8 | b << 16``: one 32-bit word per pixel for the warps.
 
-    The kernels here release the GIL, so frame ranges of one sequence run in parallel; each
-    range's values are computed exactly as in a single call, so the result does not depend
-    on ``threads``. The calling thread takes the first range.
+    ``img``: (H, W, 3) 8-bit values (uint8, or floats holding them); ``px``: (H, W) uint32.
+    One word load fetches a neighbour's three channels, so the warps gather 4 words per
+    output pixel instead of 12 values (a 256 x 341 image is 350 kB: it stays in L2).
     """
-    workers = max(1, min(int(n), int(threads)))
-    if workers == 1:
-        if n > 0:
-            fn(0, n)
-        return
-    bounds = np.linspace(0, n, workers + 1).astype(np.int64).tolist()
-    with ThreadPoolExecutor(max_workers=workers - 1) as pool:
-        futures = [pool.submit(fn, bounds[k], bounds[k + 1]) for k in range(1, workers)]
-        fn(bounds[0], bounds[1])
-        for f in futures:
-            f.result()
+    for y in range(img.shape[0]):
+        for x in range(img.shape[1]):
+            r = np.uint32(img[y, x, 0])
+            g = np.uint32(img[y, x, 1])
+            b = np.uint32(img[y, x, 2])
+            px[y, x] = r | (g << np.uint32(8)) | (b << np.uint32(16))
+    return px
 
 
 @numba.njit(**_JIT)
-def _bilinear_edge(img, h, w, xin, yin, o, k):  # pragma: no cover - compiled
+def _chan(v, ch):  # pragma: no cover - compiled
+    """Channel ``ch`` of a packed pixel as the double Pillow converts it to."""
+    return float((v >> np.uint32(8 * ch)) & np.uint32(255))
+
+
+@numba.njit(**_JIT)
+def _bilinear_edge(px, xin, yin, o, k):  # pragma: no cover - compiled
     """One output pixel near the image border: Pillow's clamped reads (``xin``/``yin`` inside)."""
+    h, w = px.shape
     xin -= 0.5
     yin -= 0.5
     # FLOOR: xin, yin >= -0.5 here, so only (-0.5, 0) needs the -1
@@ -64,125 +70,143 @@ def _bilinear_edge(img, h, w, xin, yin, o, k):  # pragma: no cover - compiled
     x1 = 0 if x + 1 < 0 else (x + 1 if x + 1 < w else w - 1)
     second = y + 1 >= 0 and y + 1 < h
     for b in range(3):
-        p = float(img[yc, x0 * 3 + b])
-        v1 = p + (float(img[yc, x1 * 3 + b]) - p) * dx
+        p = _chan(px[yc, x0], b)
+        v1 = p + (_chan(px[yc, x1], b) - p) * dx
         if second:
-            q = float(img[y + 1, x0 * 3 + b])
-            v2 = q + (float(img[y + 1, x1 * 3 + b]) - q) * dx
+            q = _chan(px[y + 1, x0], b)
+            v2 = q + (_chan(px[y + 1, x1], b) - q) * dx
         else:
             v2 = v1
         o[k + b] = int(v1 + (v2 - v1) * dy)
 
 
 @numba.njit(**_JIT)
-def affine_bilinear_crops(img, mats, left, top, size, out):  # pragma: no cover - compiled
+def affine_bilinear_packed(px, mats, left, top, size, out):  # pragma: no cover - compiled
     """``out[t] = Image.transform(img, AFFINE, mats[t], BILINEAR)`` cropped at (left, top).
 
-    ``img``: (H, W, 3) 8-bit values (uint8, or float64 holding them, which is faster);
-    ``mats``: (T, 6) PIL affine data (output pixel -> input pixel); ``out``: (T, size, size,
-    3) uint8. Only the crop is computed, but with the whole image's output coordinates, so
-    every value equals the full warp's.
+    ``px``: (H, W) uint32, the image packed by :func:`pack_rgb`; ``mats``: (T, 6) PIL affine
+    data (output pixel -> input pixel); ``out``: (T, size, size, 3) uint8. Only the crop is
+    computed, but with the whole image's output coordinates, so every value equals the full
+    warp's.
 
-    Row by row: the source positions ``a0 * xo + a1 * yo + a2`` of a whole output row first
-    (``a1 * yo`` is the same product for the row, so computing it once changes nothing), then
-    the runs of pixels whose four neighbours are inside the image without any clamping, then
-    the border pixels one at a time.
+    Each output row in stages, so that LLVM vectorises the arithmetic (the operations per
+    value are Pillow's, in its order): (1) the source positions ``a0 * xo + a1 * yo + a2``
+    (``a1 * yo`` is the same product for the whole row), FLOOR and the weights; (2) the four
+    neighbour words of every pixel whose neighbours are all inside (scalar loads into
+    contiguous arrays); (3) the lerps along x then y in double and the truncation, for the
+    whole row; (4) the pixels near or outside the border again, one at a time, with Pillow's
+    clamping and its "outside -> 0" test.
     """
-    h, w = img.shape[0], img.shape[1]
-    stride = w * 3
-    src = img.reshape(h, stride)
-    flat = img.reshape(h * stride)
+    h, w = px.shape
+    flat = px.reshape(h * w)
     wf, hf = float(w), float(h)
-    xin = np.empty(size)
-    yin = np.empty(size)
     dxs = np.empty(size)
     dys = np.empty(size)
-    base = np.empty(size, np.int64)
+    idx = np.empty(size, np.int64)
     inner = np.empty(size, np.bool_)
+    na = np.empty(size, np.uint32)
+    nb = np.empty(size, np.uint32)
+    nc = np.empty(size, np.uint32)
+    nd = np.empty(size, np.uint32)
     for t in range(mats.shape[0]):
         a0, a1, a2 = mats[t, 0], mats[t, 1], mats[t, 2]
         a3, a4, a5 = mats[t, 3], mats[t, 4], mats[t, 5]
-        o = out[t].reshape(size * size * 3)
+        o = out[t].reshape(size, size * 3)
         for i in range(size):
             yo = (top + i) + 0.5
             c1 = a1 * yo
             c4 = a4 * yo
-            for j in range(size):  # vectorised: positions, FLOOR (>= 0 only), weights
+            n_in = 0
+            for j in range(size):  # (1) vectorised: positions, FLOOR (>= 0 only), weights
                 xo = (left + j) + 0.5
-                xi = a0 * xo + c1 + a2
-                yi = a3 * xo + c4 + a5
-                xin[j] = xi
-                yin[j] = yi
-                xs = xi - 0.5
-                ys = yi - 0.5
+                xs = (a0 * xo + c1 + a2) - 0.5
+                ys = (a3 * xo + c4 + a5) - 0.5
                 x = int(xs)
                 y = int(ys)
                 dxs[j] = xs - x
                 dys[j] = ys - y
-                base[j] = y * stride + x * 3
-                inner[j] = (xs >= 0.0) & (ys >= 0.0) & (x + 1 < w) & (y + 1 < h)
-            ob = i * size * 3
-            j = 0
-            while j < size:
-                if inner[j]:  # a run of interior pixels: no clamping, no tests
-                    e = j + 1
-                    while e < size and inner[e]:
-                        e += 1
-                    for q in range(j, e):
-                        p00 = base[q]
-                        dx = dxs[q]
-                        dy = dys[q]
-                        kk = ob + q * 3
-                        for b in range(3):
-                            p = float(flat[p00 + b])
-                            v1 = p + (float(flat[p00 + b + 3]) - p) * dx
-                            r = float(flat[p00 + stride + b])
-                            v2 = r + (float(flat[p00 + stride + b + 3]) - r) * dx
-                            o[kk + b] = int(v1 + (v2 - v1) * dy)
-                    j = e
-                    continue
-                xi = xin[j]
-                yi = yin[j]
-                if xi < 0.0 or xi >= wf or yi < 0.0 or yi >= hf:  # outside -> 0
-                    o[ob + j * 3] = 0
-                    o[ob + j * 3 + 1] = 0
-                    o[ob + j * 3 + 2] = 0
-                else:
-                    _bilinear_edge(src, h, w, xi, yi, o, ob + j * 3)
-                j += 1
+                ok = (xs >= 0.0) & (ys >= 0.0) & (x + 1 < w) & (y + 1 < h)
+                inner[j] = ok
+                n_in += ok
+                idx[j] = y * w + x if ok else 0
+            orow = o[i]
+            if n_in > 0:
+                for j in range(size):  # (2) gather (the border pixels read pixel 0)
+                    p = idx[j]
+                    na[j] = flat[p]
+                    nb[j] = flat[p + 1]
+                    nc[j] = flat[p + w]
+                    nd[j] = flat[p + w + 1]
+                for j in range(size):  # (3) vectorised: Pillow's lerps, truncation
+                    dx = dxs[j]
+                    dy = dys[j]
+                    for ch in range(3):
+                        p = _chan(na[j], ch)
+                        v1 = p + (_chan(nb[j], ch) - p) * dx
+                        r = _chan(nc[j], ch)
+                        v2 = r + (_chan(nd[j], ch) - r) * dx
+                        orow[j * 3 + ch] = int(v1 + (v2 - v1) * dy)
+            if n_in < size:
+                for j in range(size):  # (4) border and outside pixels
+                    if inner[j]:
+                        continue
+                    xo = (left + j) + 0.5
+                    xi = a0 * xo + c1 + a2
+                    yi = a3 * xo + c4 + a5
+                    if xi < 0.0 or xi >= wf or yi < 0.0 or yi >= hf:  # outside -> 0
+                        orow[j * 3] = 0
+                        orow[j * 3 + 1] = 0
+                        orow[j * 3 + 2] = 0
+                    else:
+                        _bilinear_edge(px, xi, yi, orow, j * 3)
     return out
 
 
 @numba.njit(**_JIT)
-def _lerp_row(src, r, x0, x1, dxs, j0, j1, dst):  # pragma: no cover - compiled
-    """Pillow's first lerp ``p + (p1 - p) * dx`` of source row ``r`` at columns j0..j1-1."""
-    for j in range(j0, j1):
-        a = x0[j] * 3
-        b = x1[j] * 3
-        dx = dxs[j]
-        for ch in range(3):
-            p = float(src[r, a + ch])
-            dst[j * 3 + ch] = p + (float(src[r, b + ch]) - p) * dx
+def _lerp_row(row, x0, x1, dxs, na, nb, dst):  # pragma: no cover - compiled
+    """Pillow's first lerp ``p + (p1 - p) * dx`` of a packed source row at the columns
+    ``x0``/``x1`` into ``dst[channel, k]``: the words gathered first, then one vectorised loop
+    per channel (one output array per loop keeps LLVM's overlap checks few enough, and
+    loops from 0 let it drop numba's negative-index wraparound)."""
+    m = x0.shape[0]
+    for k in range(m):
+        na[k] = row[x0[k]]
+        nb[k] = row[x1[k]]
+    for ch in range(3):
+        d = dst[ch]
+        for k in range(m):
+            p = _chan(na[k], ch)
+            d[k] = p + (_chan(nb[k], ch) - p) * dxs[k]
 
 
 @numba.njit(**_JIT)
-def scale_bilinear_crops(img, mats, left, top, size, out):  # pragma: no cover - compiled
-    """:func:`affine_bilinear_crops` for matrices without rotation or shear (a1 = a3 = 0).
+def _lerp_out(v1, v2, dy, m, orow):  # pragma: no cover - compiled
+    """Pillow's second lerp ``v1 + (v2 - v1) * dy`` and truncation of ``m`` pixels."""
+    for k in range(m):
+        for ch in range(3):
+            orow[k * 3 + ch] = int(v1[ch, k] + (v2[ch, k] - v1[ch, k]) * dy)
+
+
+@numba.njit(**_JIT)
+def scale_bilinear_packed(px, mats, left, top, size, out):  # pragma: no cover - compiled
+    """:func:`affine_bilinear_packed` for matrices without rotation or shear (a1 = a3 = 0).
 
     Then ``xin = a0 * xo + 0 + a2`` depends on the column only and ``yin`` on the row only
     (the same doubles as Pillow's: adding a zero product changes no non-zero sum), so the
     clamped columns, their weights and the x-lerp of a source row are shared by all output
-    rows that read that row; Pillow's ``v2 = v1`` below the last row is the lerp of the
-    clamped row, so every pixel is ``v1 + (v2 - v1) * dy`` of two clamped rows.
+    rows that read that row (two rows are kept); Pillow's ``v2 = v1`` below the last row is
+    the lerp of the clamped row, so every pixel is ``v1 + (v2 - v1) * dy`` of two clamped
+    rows. Rows and columns outside the image are zero.
     """
-    h, w = img.shape[0], img.shape[1]
+    h, w = px.shape
     n = size * 3
-    src = img.reshape(h, w * 3)
     wf, hf = float(w), float(h)
     x0 = np.empty(size, np.int64)
     x1 = np.empty(size, np.int64)
     dxs = np.empty(size)
-    rows = np.empty((2, n))
+    na = np.empty(size, np.uint32)
+    nb = np.empty(size, np.uint32)
+    rows = np.empty((2, 3, size))
     for t in range(mats.shape[0]):
         a0, a1, a2 = mats[t, 0], mats[t, 1], mats[t, 2]
         a3, a4, a5 = mats[t, 3], mats[t, 4], mats[t, 5]
@@ -200,7 +224,7 @@ def scale_bilinear_crops(img, mats, left, top, size, out):  # pragma: no cover -
             dxs[j] = xs - x
             x0[j] = 0 if x < 0 else (x if x < w else w - 1)
             x1[j] = x + 1 if x + 1 < w else w - 1
-        held = np.array([-2, -2])  # source rows currently in rows[0], rows[1]
+        held0, held1 = -2, -2  # source rows whose x-lerp is in rows[0], rows[1]
         for i in range(size):
             yo = (top + i) + 0.5
             yi = a3 * (left + 0.5) + a4 * yo + a5
@@ -213,23 +237,48 @@ def scale_bilinear_crops(img, mats, left, top, size, out):  # pragma: no cover -
             dy = ys - y
             ra = 0 if y < 0 else (y if y < h else h - 1)
             rb = y + 1 if y + 1 < h else h - 1
-            for s, r in ((0, ra), (1, rb)):
-                if held[s] != r:
-                    other = 1 - s
-                    if held[other] == r:
-                        rows[s, :] = rows[other, :]
-                    else:
-                        _lerp_row(src, r, x0, x1, dxs, j0, j1, rows[s])
-                    held[s] = r
-            v1 = rows[0]
-            v2 = rows[1]
+            sa = 0 if held0 == ra else (1 if held1 == ra else -1)
+            if sa < 0:  # take the slot that does not hold rb
+                sa = 1 if held0 == rb else 0
+                _lerp_row(px[ra], x0[j0:j1], x1[j0:j1], dxs[j0:j1], na, nb, rows[sa])
+                if sa == 0:
+                    held0 = ra
+                else:
+                    held1 = ra
+            sb = 0 if held0 == rb else (1 if held1 == rb else -1)
+            if sb < 0:
+                sb = 1 - sa
+                _lerp_row(px[rb], x0[j0:j1], x1[j0:j1], dxs[j0:j1], na, nb, rows[sb])
+                if sb == 0:
+                    held0 = rb
+                else:
+                    held1 = rb
             for q in range(j0 * 3):
                 orow[q] = 0
-            for q in range(j0 * 3, j1 * 3):
-                orow[q] = int(v1[q] + (v2[q] - v1[q]) * dy)
+            _lerp_out(rows[sa], rows[sb], dy, j1 - j0, orow[j0 * 3 : j1 * 3])
             for q in range(j1 * 3, n):
                 orow[q] = 0
     return out
+
+
+def packed_image(img: np.ndarray) -> np.ndarray:
+    """(H, W, 3) 8-bit image -> (H, W) uint32 words for the warps (:func:`pack_rgb`)."""
+    img = np.ascontiguousarray(img)
+    return pack_rgb(img, np.empty(img.shape[:2], np.uint32))
+
+
+def affine_bilinear_crops(
+    img: np.ndarray, mats: np.ndarray, left: int, top: int, size: int, out: np.ndarray
+) -> np.ndarray:
+    """:func:`affine_bilinear_packed` of an (H, W, 3) 8-bit image (uint8 or float64)."""
+    return affine_bilinear_packed(packed_image(img), mats, left, top, size, out)
+
+
+def scale_bilinear_crops(
+    img: np.ndarray, mats: np.ndarray, left: int, top: int, size: int, out: np.ndarray
+) -> np.ndarray:
+    """:func:`scale_bilinear_packed` of an (H, W, 3) 8-bit image (uint8 or float64)."""
+    return scale_bilinear_packed(packed_image(img), mats, left, top, size, out)
 
 
 @numba.njit(**_JIT)
@@ -324,7 +373,26 @@ def gaussian_blur_frames(x, weights, radii, out):  # pragma: no cover - compiled
             for q in range(n):
                 row[q] = s0[q] * w0
             j = r
-            while j >= 2:  # two taps per sweep: same additions, half the row traffic
+            while j >= 4:  # four taps per sweep: the same additions, a quarter of the traffic
+                a1 = src[max(p - j, 0) * n :]
+                b1 = src[min(p + j, h - 1) * n :]
+                a2 = src[max(p - j + 1, 0) * n :]
+                b2 = src[min(p + j - 1, h - 1) * n :]
+                a3 = src[max(p - j + 2, 0) * n :]
+                b3 = src[min(p + j - 2, h - 1) * n :]
+                a4 = src[max(p - j + 3, 0) * n :]
+                b4 = src[min(p + j - 3, h - 1) * n :]
+                w1 = weights[t, j]
+                w2 = weights[t, j - 1]
+                w3 = weights[t, j - 2]
+                w4 = weights[t, j - 3]
+                for q in range(n):
+                    v = row[q] + (a1[q] + b1[q]) * w1
+                    v = v + (a2[q] + b2[q]) * w2
+                    v = v + (a3[q] + b3[q]) * w3
+                    row[q] = v + (a4[q] + b4[q]) * w4
+                j -= 4
+            while j >= 2:  # two taps per sweep
                 a1 = src[max(p - j, 0) * n :]
                 b1 = src[min(p + j, h - 1) * n :]
                 a2 = src[max(p - j + 1, 0) * n :]
@@ -341,13 +409,36 @@ def gaussian_blur_frames(x, weights, radii, out):  # pragma: no cover - compiled
                 w1 = weights[t, 1]
                 for q in range(n):
                     row[q] += (a1[q] + b1[q]) * w1
-            for k in range(off // c):  # 'nearest' along axis 1
+            # 'nearest' along axis 1: the r pixels each side that the taps read (slices
+            # indexed from 0 everywhere: no negative-index wraparound, so LLVM vectorises)
+            left_edge = pad[off - r * c : off]
+            right_edge = pad[off + n : off + n + r * c]
+            for k in range(r):
                 for ch in range(c):
-                    pad[k * c + ch] = pad[off + ch]
-                    pad[off + n + k * c + ch] = pad[off + n - c + ch]
+                    left_edge[k * c + ch] = row[ch]
+                    right_edge[k * c + ch] = row[n - c + ch]
             for q in range(n):
-                res[q] = pad[off + q] * w0
+                res[q] = row[q] * w0
             j = r
+            while j >= 4:
+                wa = weights[t, j]
+                wb = weights[t, j - 1]
+                wc = weights[t, j - 2]
+                wd = weights[t, j - 3]
+                la = pad[off - j * c :]
+                ha = pad[off + j * c :]
+                lb = pad[off - (j - 1) * c :]
+                hb = pad[off + (j - 1) * c :]
+                lc = pad[off - (j - 2) * c :]
+                hc = pad[off + (j - 2) * c :]
+                ld = pad[off - (j - 3) * c :]
+                hd = pad[off + (j - 3) * c :]
+                for q in range(n):
+                    v = res[q] + (la[q] + ha[q]) * wa
+                    v = v + (lb[q] + hb[q]) * wb
+                    v = v + (lc[q] + hc[q]) * wc
+                    res[q] = v + (ld[q] + hd[q]) * wd
+                j -= 4
             while j >= 2:
                 wa = weights[t, j]
                 wb = weights[t, j - 1]
@@ -367,7 +458,7 @@ def gaussian_blur_frames(x, weights, radii, out):  # pragma: no cover - compiled
                     res[q] += (la[q] + ha[q]) * wa
             ot = o[t, p * n : p * n + n]
             for q in range(n):
-                ot[q] = int(255 * res[q])
+                ot[q] = int(255.0 * res[q])  # 255 * x: the int is converted to this double
     return out
 
 

@@ -30,7 +30,8 @@ import numpy as np
 from scipy.special import ndtr
 from scipy.stats import poisson
 
-from .kernels import sample_levels, split_range
+from ..threads import split_range
+from .kernels import sample_levels
 
 _SCALE = float(2**32)
 
