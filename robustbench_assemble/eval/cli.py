@@ -252,8 +252,8 @@ def default_workers(device: torch.device | None = None) -> int:
     """DataLoader workers when ``--workers`` is not given.
 
     On CUDA, JPEG decoding feeds the GPU, but workers on every core starve the main process
-    that drives it: on a 16-core H100 host, 12 workers beat 14 and 16 in every measured
-    configuration (docs/BENCHMARKS.md), so all cores but four. On the CPU the model needs
+    that drives it: on a 16-core H100 host, 12 workers beat 14 and 16 with PIL decoding in
+    all three runs (docs/BENCHMARKS.md), so all cores but four. On the CPU the model needs
     the cores: at most 8.
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
