@@ -63,6 +63,7 @@ from .corruptions.params import resolve_names, resolve_severities
 from .datasets.imagenet import Sample, fingerprint, index_folder, interleave_classes, select_subset
 from .datasets.imagenet_c import corrupted_relpath
 from .images import ImageReadError, load_benchmark_image
+from .threads import available_cores
 
 #: PIL save options of the reference generator.
 JPEG_QUALITY = 85
@@ -492,13 +493,6 @@ def generate(
     return summary
 
 
-def _default_workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m robustbench_assemble.make_imagenet_c",
@@ -520,7 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--workers",
         type=int,
-        default=_default_workers(),
+        default=available_cores(),
         help="worker processes (numpy) or I/O threads (torch); 0 = in-process "
         "(default: the CPUs available)",
     )

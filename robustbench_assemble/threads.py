@@ -12,13 +12,34 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 
+T = TypeVar("T")
+R = TypeVar("R")
+
+_PREFIX = "robustbench-cpu"
 _POOL: ThreadPoolExecutor | None = None
 _POOL_SIZE = 0
 _POOL_PID = -1
 _POOL_LOCK = threading.Lock()
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _workers(n: int, threads: int) -> int:
+    """Threads to use for ``n`` items: 1 inside a pool thread, so that a nested call runs
+    inline instead of waiting on a pool whose threads are all busy waiting (a deadlock)."""
+    if threading.current_thread().name.startswith(_PREFIX):
+        return 1
+    return max(1, min(int(n), int(threads)))
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
@@ -29,7 +50,7 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     with _POOL_LOCK:
         if _POOL is None or _POOL_PID != os.getpid() or _POOL_SIZE < workers:
             old = _POOL if _POOL_PID == os.getpid() else None
-            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="perturbations")
+            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=_PREFIX)
             _POOL_SIZE, _POOL_PID = workers, os.getpid()
             if old is not None:
                 old.shutdown(wait=False)
@@ -39,11 +60,11 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 def split_range(fn: Callable[[int, int], object], n: int, threads: int) -> None:
     """``fn(lo, hi)`` over ``[0, n)`` cut into ``threads`` contiguous ranges, one per thread.
 
-    The kernels here release the GIL, so frame ranges of one sequence run in parallel; each
+    The kernels release the GIL, so the ranges (images, frames, pixels) run in parallel; each
     range's values are computed exactly as in a single call, so the result does not depend
     on ``threads``. The calling thread takes the first range.
     """
-    workers = max(1, min(int(n), int(threads)))
+    workers = _workers(n, threads)
     if workers == 1:
         if n > 0:
             fn(0, n)
@@ -67,7 +88,7 @@ def run_frames(fn: Callable[[int], object], order: Sequence[int], threads: int) 
     on it. Put the costly frames first. The calling thread works too.
     """
     items = [int(t) for t in order]
-    workers = max(1, min(len(items), int(threads)))
+    workers = _workers(len(items), threads)
     if workers == 1:
         for t in items:
             fn(t)
@@ -90,3 +111,12 @@ def run_frames(fn: Callable[[int], object], order: Sequence[int], threads: int) 
     finally:
         for f in futures:
             f.result()
+
+
+def map_threads(fn: Callable[[T], R], items: Sequence[T], threads: int) -> list[R]:
+    """``[fn(x) for x in items]`` on up to ``threads`` threads of the kept pool (for steps
+    that release the GIL: OpenCV, Pillow, compiled kernels), results in ``items`` order."""
+    workers = _workers(len(items), threads)
+    if workers == 1:
+        return [fn(x) for x in items]
+    return list(_pool(workers).map(fn, items))

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..threads import split_range
+from ..threads import map_threads, split_range
 from . import cpu_kernels as ck
 from . import torch_ops as ops
 from .motion import motion_blur_kernel, motion_blur_offsets
@@ -94,11 +94,7 @@ def _check_inputs(images: torch.Tensor, generator: torch.Generator | None) -> No
 def _map_cpu(fn, items: list) -> list:
     """``[fn(i) for i in items]`` on up to ``torch.get_num_threads()`` threads (the per-image
     OpenCV / Pillow steps release the GIL)."""
-    workers = min(len(items), torch.get_num_threads())
-    if workers <= 1:
-        return [fn(i) for i in items]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(fn, items))
+    return map_threads(fn, items, torch.get_num_threads())
 
 
 def _cpu_split(fn, n: int) -> None:

@@ -16,13 +16,13 @@ one-line message; they never print a traceback.
 from __future__ import annotations
 
 import argparse
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ..corruptions.params import resolve_names, resolve_severities
+from ..threads import available_cores
 from .loop import PRECISIONS
 from .sources import DECODERS, SOURCES
 
@@ -256,8 +256,7 @@ def default_workers(device: torch.device | None = None) -> int:
     all three runs (docs/BENCHMARKS.md), so all cores but four. On the CPU the model needs
     the cores: at most 8.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cores = cores or 1
+    cores = available_cores()
     if device is not None and device.type == "cuda":
         return max(1, cores - 4)
     return min(8, cores)
