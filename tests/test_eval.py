@@ -502,11 +502,98 @@ def test_batch_fast_path_equals_per_image_tensors(sample_dir, imagenet_c):
 
     job = CellJob(cell, prepare=lambda x: x.float())
     loader = make_loader([job], batch_size=3, workers=2, device=torch.device("cpu"))
-    batches = list(loader)
+    batches = list(loader)  # 3 batches, 10 ring slots: holding them all is safe here
     assert [b.indices.tolist() for b in batches] == [[0, 1, 2], [3, 4, 5], [6, 7]]
-    assert all(b.channels_last and b.images.is_shared() for b in batches)
-    got = torch.cat([b.images for b in batches]).permute(0, 3, 1, 2)
+    assert all(b.channels_last and b.ring is not None and b.images is None for b in batches)
+    assert all(b.host_images().is_shared() for b in batches)
+    got = torch.cat([b.host_images() for b in batches]).permute(0, 3, 1, 2)
     assert torch.equal(got, torch.stack([cell[i][0] for i in range(len(cell))]))
+
+
+@pytest.mark.parametrize("spare, safe", [(2, True), (1, True), (0, False), (-7, False)])
+def test_batch_ring_slot_is_not_overwritten_while_in_use(
+    sample_dir, imagenet_c, monkeypatch, spare, safe
+):
+    """Workers race ahead while the loop holds each batch: with the ring's slot count the
+    batch's pixels stay intact; with one slot fewer than that the workers overwrite it (the
+    negative controls: P = 2 workers x prefetch 4 slots, and a single slot), so this check
+    can fail. One spare slot is the least that is safe; the ring keeps two."""
+    import copy
+    import time
+
+    from robustbench_assemble.datasets.imagenet import find_classes
+    from robustbench_assemble.datasets.imagenet_c import ImageNetC
+    from robustbench_assemble.eval import loop
+
+    monkeypatch.setattr(loop, "RING_SPARE_SLOTS", spare)
+    base = ImageNetC(imagenet_c, "contrast", 1, find_classes(sample_dir))
+    pixels = {s.relpath: torch.from_numpy(base.image(s).copy()) for s in base.samples}
+    cell = copy.copy(base)
+    # a random order: the batch that would overwrite a slot holds other images than its owner
+    order = torch.randint(len(base.samples), (80,), generator=torch.Generator().manual_seed(0))
+    cell.samples = [base.samples[i] for i in order.tolist()]
+    job = loop.CellJob(cell, prepare=lambda x: x.float())
+    loader = loop.make_loader([job], batch_size=2, workers=2, device=torch.device("cpu"))
+    intact = []
+    for b in loader:
+        assert b.ring is not None
+        time.sleep(0.02)  # the loop "computes"; workers fill the slots of later batches
+        want = torch.stack([pixels[cell.samples[i].relpath] for i in b.indices.tolist()])
+        intact.append(torch.equal(b.host_images(), want))
+    assert len(intact) == len(cell.samples) // 2
+    assert all(intact) if safe else not all(intact)
+
+
+def test_ring_batch_pinned_for_cuda_is_a_copy_that_frees_the_slot(
+    sample_dir, imagenet_c, monkeypatch
+):
+    """The CUDA path on the CPU: the pin-memory thread's ``_Batch.pin_memory`` copies a ring
+    batch out of its slot (``Tensor.pin_memory`` stands in as ``clone``), so the slot may be
+    reused at once and the copy keeps the pixels."""
+    from robustbench_assemble.datasets.imagenet import find_classes
+    from robustbench_assemble.datasets.imagenet_c import ImageNetC
+    from robustbench_assemble.eval import loop
+
+    monkeypatch.setattr(torch.Tensor, "pin_memory", torch.Tensor.clone)
+    cell = ImageNetC(imagenet_c, "contrast", 1, find_classes(sample_dir))
+    job = loop.CellJob(cell, prepare=lambda x: x.float())
+    loader = loop.make_loader([job], batch_size=4, workers=0, device=torch.device("cpu"))
+    batch = next(iter(loader))
+    ring_view = batch.host_images()
+    want = ring_view.clone()
+    pinned = batch.pin_memory()
+    assert pinned.ring is None and pinned.channels_last and pinned.cell == batch.cell
+    ring_view.zero_()  # the slot is reused
+    assert torch.equal(pinned.images, want) and want.any()
+    assert torch.equal(pinned.labels, batch.labels)
+
+
+def test_loader_without_buffer_reuse_sends_fresh_shared_batches(sample_dir, imagenet_c):
+    from robustbench_assemble.datasets.imagenet import find_classes
+    from robustbench_assemble.datasets.imagenet_c import ImageNetC
+    from robustbench_assemble.eval.loop import CellJob, make_loader
+
+    cell = ImageNetC(imagenet_c, "contrast", 1, find_classes(sample_dir))
+    job = CellJob(cell, prepare=lambda x: x.float())
+    kw = dict(batch_size=3, workers=2, device=torch.device("cpu"))
+    fresh = [b for b in make_loader([job], reuse_buffers=False, **kw)]
+    assert all(b.ring is None and b.images.is_shared() for b in fresh)
+    reused = [b.host_images().clone() for b in make_loader([job], **kw)]
+    assert all(torch.equal(a.images, b) for a, b in zip(fresh, reused, strict=True))
+
+
+def test_batch_larger_than_its_ring_slot_gets_its_own_buffer(sample_dir, imagenet_c):
+    from robustbench_assemble.datasets.imagenet import find_classes
+    from robustbench_assemble.datasets.imagenet_c import ImageNetC
+
+    cell = ImageNetC(imagenet_c, "contrast", 1, find_classes(sample_dir))
+    assert cell.item_nbytes() == 224 * 224 * 3
+    slot = torch.zeros(2 * 224 * 224 * 3 + 5, dtype=torch.uint8)
+    images, _ = cell.batch([0, 1], out=slot)
+    assert images.data_ptr() == slot.data_ptr() and images.shape == (2, 224, 224, 3)
+    bigger, _ = cell.batch([0, 1, 2], out=slot)
+    assert bigger.data_ptr() != slot.data_ptr()
+    assert torch.equal(bigger[:2], images)
 
 
 def test_batch_of_mixed_sizes_names_the_file(sample_dir, imagenet_c, tmp_path):

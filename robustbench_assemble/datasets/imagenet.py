@@ -178,6 +178,11 @@ class SampleDataset(Dataset):
     def image(self, sample: Sample) -> np.ndarray:
         raise NotImplementedError
 
+    def image_into(self, sample: Sample, out: np.ndarray) -> bool:
+        """Decode ``sample`` straight into ``out`` (H x W x 3 uint8) if this dataset can and
+        the image has that size; False: use :meth:`image`. Why: :meth:`batch` saves a copy."""
+        return False
+
     def __len__(self) -> int:
         return len(self.samples)
 
@@ -188,29 +193,52 @@ class SampleDataset(Dataset):
             x = self.transform(x)
         return x, s.label
 
-    def batch(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def batch(
+        self, indices: Sequence[int], out: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Items ``indices`` as one uint8 N x H x W x 3 tensor (channels last) and the labels.
 
-        Why: the evaluation loader's fast path. Decoded pixels are copied once, straight into
-        the batch (in shared memory on a DataLoader worker, which is what crosses to the main
-        process), with no per-image CHW transposition: the model runs channels_last anyway.
-        None when a ``transform`` is set (it works on CHW tensors): use ``__getitem__`` then.
+        Why: the evaluation loader's fast path. Images are decoded straight into the batch
+        (:meth:`image_into`) or copied there once (in shared memory on a DataLoader worker,
+        which is what crosses to the main process), with no per-image CHW transposition: the
+        model runs channels_last anyway.
+        ``out`` (a flat uint8 tensor, e.g. a reused shared-memory buffer) receives the batch
+        when it is large enough (the result is then a view of it); otherwise a new tensor is
+        allocated. None when a ``transform`` is set (it works on CHW tensors): use
+        ``__getitem__`` then.
         """
         if self.transform is not None:
             return None
         samples = [self.samples[i] for i in indices]
-        arrays = [self.image(s) for s in samples]
-        shape = arrays[0].shape
-        for s, a in zip(samples, arrays, strict=True):
-            if a.shape != shape or a.ndim != 3 or a.shape[2] != 3:
+        first = self.image(samples[0])
+        if first.ndim != 3 or first.shape[2] != 3:
+            raise ImageReadError(f"image {samples[0].path} decodes to {first.shape}, not H x W x 3")
+        shape = (len(samples), *first.shape)
+        size = int(np.prod(shape))
+        if out is not None and out.dtype == torch.uint8 and out.numel() >= size:
+            images = out.view(-1)[:size].view(shape)
+        else:
+            images = _batch_tensor(shape)
+        rows = images.numpy()
+        rows[0] = first
+        for k, s in enumerate(samples[1:], 1):
+            if self.image_into(s, rows[k]):
+                continue
+            a = self.image(s)
+            if a.shape != first.shape:
                 raise ImageReadError(
                     f"image {s.path} decodes to {a.shape[1]}x{a.shape[0]}, the batch's first "
-                    f"image ({samples[0].path}) to {shape[1]}x{shape[0]}: one batch needs one "
+                    f"image ({samples[0].path}) to {shape[2]}x{shape[1]}: one batch needs one "
                     "size (ImageNet-C frames are all 224x224)"
                 )
-        out = _batch_tensor((len(arrays), *shape))
-        np.stack(arrays, out=out.numpy())
-        return out, torch.tensor([s.label for s in samples])
+            rows[k] = a
+        return images, torch.tensor([s.label for s in samples])
+
+    def item_nbytes(self) -> int:
+        """Bytes of one decoded item (the first; 0 for an empty dataset). Why: the evaluation
+        loader sizes its reused batch buffers with it (a larger item later falls back to a
+        fresh buffer)."""
+        return int(self.image(self.samples[0]).nbytes) if self.samples else 0
 
     @property
     def relpaths(self) -> list[str]:

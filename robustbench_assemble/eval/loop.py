@@ -22,8 +22,10 @@ import bisect
 import collections
 import contextlib
 import itertools
+import math
 import os
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -123,26 +125,84 @@ class CellJob:
     desc: str = ""
 
 
+class _BatchRing:
+    """Batch buffers in shared memory, allocated once per loader and reused round-robin.
+
+    Why: a fresh shared-memory tensor per batch costs its worker an allocation plus a page
+    fault and a zeroed page every 4 KB (37.6 MB at batch 250: 22 ms against 3 ms to fill a
+    reused buffer, a fifth of the batch's decode time on the 2-core machine), and the main
+    process a new mapping that faults again. Workers write batch i into slot
+    ``i % slots`` and send only the slot number.
+
+    Reuse is safe because the loader never has more than ``workers * prefetch_factor``
+    batches requested but not yet handed to the loop, and the loop is done with a batch's
+    buffer before it asks for the next: on CUDA the pin-memory thread has copied it to pinned
+    memory before the loop sees it; on the CPU the loop has computed on it. So when batch j
+    is handed over and batch j + P is requested (P = workers * prefetch_factor), the slots in
+    use belong to batches j..j + P - 1, and ``slots = P + RING_SPARE_SLOTS`` (2) never hands
+    out a busy one (tests/test_eval.py holds each batch while workers race ahead and checks
+    its pixels).
+    """
+
+    _live: weakref.WeakValueDictionary[int, _BatchRing] = weakref.WeakValueDictionary()
+    _ids = itertools.count()
+
+    def __init__(self, slots: int, slot_bytes: int) -> None:
+        self.slots, self.slot_bytes = slots, slot_bytes
+        storage = torch.UntypedStorage._new_shared(max(1, slots * slot_bytes))
+        self.buffer = torch.empty(0, dtype=torch.uint8).set_(storage)
+        self.id = next(self._ids)
+        _BatchRing._live[self.id] = self  # the main process's pin thread finds it by id
+
+    def slot(self, k: int) -> torch.Tensor:
+        """Slot ``k`` as a flat uint8 tensor."""
+        return self.buffer[k * self.slot_bytes : (k + 1) * self.slot_bytes]
+
+    @classmethod
+    def view(cls, ring_id: int, slot: int, shape: tuple[int, ...]) -> torch.Tensor:
+        """The batch of ``shape`` in ``slot`` of the live ring ``ring_id`` (main process)."""
+        flat = cls._live[ring_id].slot(slot)
+        return flat[: math.prod(shape)].view(shape)
+
+
 @dataclass
 class _Batch:
     """What a loader worker sends: one cell's batch. ``images`` is uint8 NCHW, or NHWC when
     ``channels_last`` (the fast path of datasets with a ``batch`` method), or a decoder's
-    payload."""
+    payload; or None when the batch lies in ``slot`` of :class:`_BatchRing` ``ring``
+    (``shape``: its NHWC shape)."""
 
     cell: int
     images: Any
     labels: torch.Tensor
     indices: torch.Tensor
     channels_last: bool = False
+    ring: int | None = None
+    slot: int = 0
+    shape: tuple[int, ...] = ()
+
+    def host_images(self) -> Any:
+        """The images on the host (a view into the ring for ring batches)."""
+        if self.ring is None:
+            return self.images
+        return _BatchRing.view(self.ring, self.slot, self.shape)
 
     def pin_memory(self) -> _Batch:  # called by the DataLoader's pin-memory thread
         return _Batch(
             self.cell,
-            pin_memory(self.images),
+            pin_memory(self.host_images()),  # a ring slot is free again once copied
             self.labels.pin_memory(),
             self.indices,
             self.channels_last,
         )
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What the batch sampler sends a worker: dataset indices and the ring slot to fill."""
+
+    indices: list[int]
+    slot: int | None = None
 
 
 class _Cells(Dataset):
@@ -155,6 +215,16 @@ class _Cells(Dataset):
         self.offsets = [0]
         for d in self.datasets:
             self.offsets.append(self.offsets[-1] + len(d))  # type: ignore[arg-type]
+        self.ring: _BatchRing | None = None
+
+    def item_nbytes(self) -> int:
+        """Largest first-item size over the cells that batch into a buffer (0: none do)."""
+        sizes = [
+            ds.item_nbytes()
+            for ds, dec in zip(self.datasets, self.decoders, strict=True)
+            if dec is None and hasattr(ds, "item_nbytes") and getattr(ds, "transform", 0) is None
+        ]
+        return max(sizes, default=0)
 
     def __len__(self) -> int:
         return self.offsets[-1]
@@ -162,7 +232,10 @@ class _Cells(Dataset):
     def __getitem__(self, index: int):  # pragma: no cover - the loader uses __getitems__
         return self.__getitems__([index])
 
-    def __getitems__(self, indices: list[int]) -> _Batch:
+    def __getitems__(self, request: _Request | list[int]) -> _Batch:
+        if not isinstance(request, _Request):
+            request = _Request(list(request))
+        indices = request.indices
         cell = bisect.bisect_right(self.offsets, indices[0]) - 1
         local = [i - self.offsets[cell] for i in indices]
         ds, decoder = self.datasets[cell], self.decoders[cell]
@@ -171,9 +244,15 @@ class _Cells(Dataset):
             items = [(*ds[i], i) for i in local]
             payload, labels, _ = decoder.collate(items)
             return _Batch(cell, payload, labels, index)
-        fast = ds.batch(local) if hasattr(ds, "batch") else None
+        ring = self.ring if request.slot is not None else None
+        out = ring.slot(request.slot) if ring is not None else None
+        fast = ds.batch(local, out=out) if hasattr(ds, "batch") else None
         if fast is not None:
-            return _Batch(cell, fast[0], fast[1], index, channels_last=True)
+            images, labels = fast
+            if out is not None and images.data_ptr() == out.data_ptr():  # in the ring
+                shape = tuple(images.shape)
+                return _Batch(cell, None, labels, index, True, ring.id, request.slot, shape)
+            return _Batch(cell, images, labels, index, channels_last=True)
         images, labels = default_collate([ds[i] for i in local])
         return _Batch(cell, images, labels, index)
 
@@ -182,17 +261,28 @@ class _CellBatches(Sampler[list[int]]):
     """Each cell's share for this rank (:func:`shard_indices`), in batches that never straddle
     two cells, cell after cell (generated lazily: no per-image list for the whole run)."""
 
-    def __init__(self, offsets: list[int], batch_size: int, rank: int, world_size: int) -> None:
+    def __init__(
+        self,
+        offsets: list[int],
+        batch_size: int,
+        rank: int,
+        world_size: int,
+        slots: int | None = None,
+    ) -> None:
         self.shares = []
         for lo, hi in itertools.pairwise(offsets):
             mine = shard_indices(hi - lo, rank, world_size)
             self.shares.append(range(lo + mine.start, lo + mine.stop, mine.step))
         self.batch_size = batch_size
+        self.slots = slots  # batch i -> ring slot i % slots (None: no ring)
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[_Request]:
+        i = 0
         for mine in self.shares:
             for k in range(0, len(mine), self.batch_size):
-                yield list(mine[k : k + self.batch_size])
+                slot = i % self.slots if self.slots else None
+                yield _Request(list(mine[k : k + self.batch_size]), slot)
+                i += 1
 
     def __len__(self) -> int:
         return sum(-(-len(mine) // self.batch_size) for mine in self.shares)
@@ -212,6 +302,12 @@ def _lower_priority(_: int) -> None:
         os.nice(WORKER_NICENESS)
 
 
+#: Batches each worker may have requested ahead (DataLoader's ``prefetch_factor``).
+PREFETCH_FACTOR = 4
+#: Ring slots beyond the batches the loader may have requested ahead (:class:`_BatchRing`).
+RING_SPARE_SLOTS = 2
+
+
 def make_loader(
     jobs: Sequence[CellJob],
     *,
@@ -219,16 +315,27 @@ def make_loader(
     workers: int,
     device: torch.device,
     ctx: DistContext | None = None,
+    reuse_buffers: bool = True,
 ) -> DataLoader:
-    """One sharded, pinned (on CUDA), prefetching loader of :class:`_Batch` over all ``jobs``."""
+    """One sharded, pinned (on CUDA), prefetching loader of :class:`_Batch` over all ``jobs``.
+
+    ``reuse_buffers``: workers write batches into a :class:`_BatchRing` (False: a new
+    shared-memory tensor per batch, the baseline of benchmarks/eval_throughput.py).
+    """
     ctx = ctx or DistContext(device=device)
     cells = _Cells(jobs)
+    prefetch = PREFETCH_FACTOR if workers > 0 else None
+    slots = None
+    item_nbytes = cells.item_nbytes() if reuse_buffers else 0
+    if item_nbytes:
+        slots = max(1, workers * PREFETCH_FACTOR + RING_SPARE_SLOTS)  # see _BatchRing
+        cells.ring = _BatchRing(slots, batch_size * item_nbytes)
     return DataLoader(
         cells,
-        batch_sampler=_CellBatches(cells.offsets, batch_size, ctx.rank, ctx.world_size),
+        batch_sampler=_CellBatches(cells.offsets, batch_size, ctx.rank, ctx.world_size, slots),
         num_workers=workers,
         pin_memory=device.type == "cuda",
-        prefetch_factor=4 if workers > 0 else None,
+        prefetch_factor=prefetch,
         persistent_workers=False,
         collate_fn=_identity,
         worker_init_fn=_lower_priority if workers > 0 else None,
@@ -287,6 +394,7 @@ def evaluate_cells(
     ctx: DistContext | None = None,
     progress: bool = True,
     on_cell: Callable[[int, Counts], None] | None = None,
+    reuse_buffers: bool = True,
 ) -> list[Counts]:
     """Top-1/top-5 counts of ``model`` on this rank's share of each job's dataset.
 
@@ -296,6 +404,7 @@ def evaluate_cells(
     cache). Each dataset yields (uint8 3xHxW tensor, label) (or what its job's ``decoder``
     collates). ``model`` must already be prepared with :func:`prepare_model`. The counts are
     this process's only: sum them over ranks with :func:`~.distributed.all_reduce_sum`.
+    ``reuse_buffers``: see :func:`make_loader`.
     """
     if batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
@@ -315,7 +424,14 @@ def evaluate_cells(
 
     if not jobs:
         return results
-    loader = make_loader(jobs, batch_size=batch_size, workers=workers, device=device, ctx=ctx)
+    loader = make_loader(
+        jobs,
+        batch_size=batch_size,
+        workers=workers,
+        device=device,
+        ctx=ctx,
+        reuse_buffers=reuse_buffers,
+    )
     to_device = _ToDevice(device)
     in_flight: collections.deque = collections.deque()  # CUDA events of queued batches
     totals = None  # n, top-1, top-5 of the current cell, on the device until the cell ends
@@ -333,7 +449,7 @@ def evaluate_cells(
             if job.decoder is not None:
                 images = job.decoder.decode(batch.images, batch.indices, device)
             else:
-                images = to_device(batch.images)
+                images = to_device(batch.host_images())
                 if batch.channels_last:
                     images = images.permute(0, 3, 1, 2)  # NCHW view, channels_last strides
             if job.device_transform is not None:
