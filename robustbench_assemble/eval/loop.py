@@ -3,8 +3,9 @@
 Nothing but three integers per cell survives a batch, so memory does not grow with the
 dataset. One loader serves several cells (:func:`evaluate_cells`; batches never straddle two
 cells), so workers start once for them and the next cell decodes while a cell's last batches
-compute. Workers decode JPEGs straight into one uint8 batch (NHWC, in shared memory, for
-datasets with a ``batch`` method; else the per-image CHW path); the batch is copied to the
+compute. Workers decode JPEGs straight into one uint8 batch (NHWC, in a shared-memory buffer
+that the loader reuses, :class:`_BatchRing`, for datasets with a ``batch`` method; else the
+per-image CHW path; ImageNet-C frames with simplejpeg, PIL's pixels); the batch is copied to the
 device (pinned memory, non-blocking on CUDA: a quarter of the bytes of float32), where
 optional on-the-fly corruption, the resize policy and normalisation run; the model runs under
 ``torch.inference_mode``, in ``channels_last`` and, if asked, under bf16/fp16 autocast.
@@ -483,6 +484,7 @@ def evaluate_cell(
     decoder: BatchDecoder | None = None,
     desc: str = "",
     progress: bool = True,
+    reuse_buffers: bool = True,
 ) -> Counts:
     """:func:`evaluate_cells` for one cell."""
     job = CellJob(dataset, prepare, device_transform, decoder, desc)
@@ -495,5 +497,6 @@ def evaluate_cell(
         precision=precision,
         ctx=ctx,
         progress=progress,
+        reuse_buffers=reuse_buffers,
     )
     return counts

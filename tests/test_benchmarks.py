@@ -1,0 +1,42 @@
+"""The benchmark scripts run (tiny sizes, CPU): a broken benchmark is found here, not on a GPU
+machine whose minutes are counted. Timings are printed, never asserted."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_eval_throughput_runs_every_mode_on_the_cpu(sample_dir, capsys):
+    bench = load_script("eval_throughput")
+    argv = ["--data", str(sample_dir), "--device", "cpu", "--model", "alexnet"]
+    argv += ["--workers", "0", "--batch-size", "2", "--images", "4", "--repeat", "1"]
+    argv += ["--cells", "2", "--mem-sizes", "", "--cell-by-cell"]
+    assert bench.main(argv) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    modes = {(r["decode"], r["buffers"]) for r in result["runs"]}
+    assert modes == {("cpu", "reuse"), ("cpu", "fresh"), ("pil", "reuse"), ("pil", "fresh")}
+    assert result["images"] == 4 and result["forward_img_s"] > 0
+    assert all(r["harness_img_s"] > 0 and r["loader_img_s"] > 0 for r in result["runs"])
+    assert result["decode_cost"]["decode_ms"] > 0
+
+
+def test_eval_throughput_loader_only(sample_dir, capsys):
+    bench = load_script("eval_throughput")
+    argv = ["--data", str(sample_dir), "--device", "cpu", "--workers", "1", "--loader-only"]
+    argv += ["--batch-size", "2", "--images", "4", "--repeat", "1", "--cells", "1"]
+    argv += ["--decode", "cpu", "--buffers", "reuse"]
+    assert bench.main(argv) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["forward_img_s"] is None and len(result["runs"]) == 1
+    assert "harness_img_s" not in result["runs"][0]
