@@ -568,6 +568,20 @@ def test_ring_batch_pinned_for_cuda_is_a_copy_that_frees_the_slot(
     assert torch.equal(pinned.labels, batch.labels)
 
 
+def test_batch_ring_is_sized_by_the_run_not_only_the_batch_size(sample_dir, imagenet_c):
+    """8 images at batch 250 with 12 workers: 2 slots of 8 frames, not 50 of 250 (1.9 GB)."""
+    from robustbench_assemble.datasets.imagenet import find_classes
+    from robustbench_assemble.datasets.imagenet_c import ImageNetC
+    from robustbench_assemble.eval.loop import CellJob, make_loader
+
+    cells = [ImageNetC(imagenet_c, "contrast", s, find_classes(sample_dir)) for s in (1, 2)]
+    jobs = [CellJob(c, prepare=lambda x: x.float()) for c in cells]
+    loader = make_loader(jobs, batch_size=250, workers=12, device=torch.device("cpu"))
+    ring = loader.dataset.ring
+    assert (ring.slots, ring.slot_bytes) == (2, len(cells[0]) * 224 * 224 * 3)
+    assert [r.slot for r in loader.batch_sampler] == [0, 1]
+
+
 def test_loader_without_buffer_reuse_sends_fresh_shared_batches(sample_dir, imagenet_c):
     from robustbench_assemble.datasets.imagenet import find_classes
     from robustbench_assemble.datasets.imagenet_c import ImageNetC

@@ -326,14 +326,18 @@ def make_loader(
     ctx = ctx or DistContext(device=device)
     cells = _Cells(jobs)
     prefetch = PREFETCH_FACTOR if workers > 0 else None
-    slots = None
-    item_nbytes = cells.item_nbytes() if reuse_buffers else 0
+    sampler = _CellBatches(cells.offsets, batch_size, ctx.rank, ctx.world_size)
+    item_nbytes = cells.item_nbytes() if reuse_buffers and len(sampler) else 0
     if item_nbytes:
-        slots = max(1, workers * PREFETCH_FACTOR + RING_SPARE_SLOTS)  # see _BatchRing
-        cells.ring = _BatchRing(slots, batch_size * item_nbytes)
+        # P + spare slots (see _BatchRing), or one per batch if there are fewer batches;
+        # a slot holds the largest batch this rank will see
+        slots = min(max(1, workers * PREFETCH_FACTOR + RING_SPARE_SLOTS), len(sampler))
+        largest = min(batch_size, max(len(share) for share in sampler.shares))
+        cells.ring = _BatchRing(slots, largest * item_nbytes)
+        sampler.slots = slots
     return DataLoader(
         cells,
-        batch_sampler=_CellBatches(cells.offsets, batch_size, ctx.rank, ctx.world_size, slots),
+        batch_sampler=sampler,
         num_workers=workers,
         pin_memory=device.type == "cuda",
         prefetch_factor=prefetch,
