@@ -580,6 +580,12 @@ def test_batch_ring_is_sized_by_the_run_not_only_the_batch_size(sample_dir, imag
     ring = loader.dataset.ring
     assert (ring.slots, ring.slot_bytes) == (2, len(cells[0]) * 224 * 224 * 3)
     assert [r.slot for r in loader.batch_sampler] == [0, 1]
+    # a dataset with a CHW transform takes the per-image path: no ring
+    cells[0].transform = lambda x: x
+    assert cells[0].item_nbytes() == 0
+    job = CellJob(cells[0], prepare=lambda x: x.float())
+    loader = make_loader([job], batch_size=4, workers=0, device=torch.device("cpu"))
+    assert loader.dataset.ring is None
 
 
 def test_loader_without_buffer_reuse_sends_fresh_shared_batches(sample_dir, imagenet_c):

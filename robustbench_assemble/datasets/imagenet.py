@@ -235,10 +235,12 @@ class SampleDataset(Dataset):
         return images, torch.tensor([s.label for s in samples])
 
     def item_nbytes(self) -> int:
-        """Bytes of one decoded item (the first; 0 for an empty dataset). Why: the evaluation
-        loader sizes its reused batch buffers with it (a larger item later falls back to a
-        fresh buffer)."""
-        return int(self.image(self.samples[0]).nbytes) if self.samples else 0
+        """Bytes of one item as :meth:`batch` stores it (the first; 0 for an empty dataset or
+        when :meth:`batch` does not apply). Why: the evaluation loader sizes its reused batch
+        buffers with it (a larger item later falls back to a fresh buffer)."""
+        if not self.samples or self.transform is not None:
+            return 0
+        return int(self.image(self.samples[0]).nbytes)
 
     @property
     def relpaths(self) -> list[str]:

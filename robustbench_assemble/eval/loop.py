@@ -223,7 +223,7 @@ class _Cells(Dataset):
         sizes = [
             ds.item_nbytes()
             for ds, dec in zip(self.datasets, self.decoders, strict=True)
-            if dec is None and hasattr(ds, "item_nbytes") and getattr(ds, "transform", 0) is None
+            if dec is None and hasattr(ds, "item_nbytes")
         ]
         return max(sizes, default=0)
 
@@ -258,24 +258,17 @@ class _Cells(Dataset):
         return _Batch(cell, images, labels, index)
 
 
-class _CellBatches(Sampler[list[int]]):
+class _CellBatches(Sampler[_Request]):
     """Each cell's share for this rank (:func:`shard_indices`), in batches that never straddle
     two cells, cell after cell (generated lazily: no per-image list for the whole run)."""
 
-    def __init__(
-        self,
-        offsets: list[int],
-        batch_size: int,
-        rank: int,
-        world_size: int,
-        slots: int | None = None,
-    ) -> None:
+    def __init__(self, offsets: list[int], batch_size: int, rank: int, world_size: int) -> None:
         self.shares = []
         for lo, hi in itertools.pairwise(offsets):
             mine = shard_indices(hi - lo, rank, world_size)
             self.shares.append(range(lo + mine.start, lo + mine.stop, mine.step))
         self.batch_size = batch_size
-        self.slots = slots  # batch i -> ring slot i % slots (None: no ring)
+        self.slots: int | None = None  # batch i -> ring slot i % slots (None: no ring)
 
     def __iter__(self) -> Iterator[_Request]:
         i = 0
