@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -542,6 +543,30 @@ def test_batch_ring_slot_is_not_overwritten_while_in_use(
         intact.append(torch.equal(b.host_images(), want))
     assert len(intact) == len(cell.samples) // 2
     assert all(intact) if safe else not all(intact)
+
+
+def test_batch_ring_reaches_spawned_workers(sample_dir, imagenet_c, monkeypatch):
+    """macOS, and Linux from Python 3.14 (forkserver), pickle the dataset to the workers
+    instead of forking: the ring's shared memory must still be the one the loop reads."""
+    import functools
+
+    from robustbench_assemble.datasets.imagenet import find_classes
+    from robustbench_assemble.datasets.imagenet_c import ImageNetC
+    from robustbench_assemble.eval import loop
+    from robustbench_assemble.images import load_rgb
+
+    spawning = functools.partial(torch.utils.data.DataLoader, multiprocessing_context="spawn")
+    monkeypatch.setattr(loop, "DataLoader", spawning)
+    cell = ImageNetC(imagenet_c, "contrast", 1, find_classes(sample_dir))
+    job = loop.CellJob(cell, prepare=lambda x: x.float())
+    seen = 0
+    for b in loop.make_loader([job], batch_size=3, workers=2, device=torch.device("cpu")):
+        assert b.ring is not None
+        for k, i in enumerate(b.indices.tolist()):
+            want = np.asarray(load_rgb(cell.samples[i].path))
+            assert np.array_equal(b.host_images()[k].numpy(), want)
+            seen += 1
+    assert seen == len(cell)
 
 
 def test_ring_batch_pinned_for_cuda_is_a_copy_that_frees_the_slot(
