@@ -291,8 +291,9 @@ def main(argv: list[str] | None = None) -> int:
                         seconds, n = run_harness(args, device, model, jobs, w, reuse=reuse)
                         r["harness_img_s"] = round(n / seconds, 1)
             if args.cell_by_cell and not args.loader_only:
-                seconds, n = run_harness(args, device, model, jobs, args.workers[0], True)
                 buffers = buffer_modes[0] if decode != "gpu" else "fresh"
+                reuse = buffers == "reuse"
+                seconds, n = run_harness(args, device, model, jobs, args.workers[0], True, reuse)
                 key = f"{decode}/{buffers}/{args.workers[0]}"
                 rates[key]["cell_by_cell_img_s"] = round(n / seconds, 1)
         forward = None if args.loader_only else run_forward(args, device, io, model, n)
