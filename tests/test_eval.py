@@ -726,3 +726,53 @@ def test_cuda_loader_counts_equal_cpu(sample_dir, imagenet_c):
         model = prepare_model(net, device).double()
         got[name] = evaluate_cells(model, jobs, device=device, batch_size=3, workers=2)
     assert got["cuda"] == got["cpu"] and all(c.n == N_IMAGES for c in got["cpu"])
+
+
+# ------------------------------------------------------------- models outside the registry
+
+
+def test_torchvision_model_through_the_cli(tmp_path, capsys):
+    """``--model torchvision:<name>`` (README, issue 3): the CLI builds torchvision's own
+    architecture with the user's weights and torchvision's evaluation preprocessing."""
+    from safetensors.torch import save_file
+    from torchvision.models import ResNet18_Weights, resnet18
+
+    from robustbench_assemble.eval.modelio import load_model
+
+    torch.manual_seed(0)
+    reference = resnet18().eval()
+    weights = tmp_path / "r18.safetensors"
+    save_file(reference.state_dict(), str(weights))
+
+    io = load_model("torchvision:resnet18", weights)
+    assert io.trained and not load_model("torchvision:resnet18").trained
+    tv = ResNet18_Weights.IMAGENET1K_V1.transforms()
+    prep = io.preprocessing
+    assert (prep.input_size, prep.resize) == (tv.crop_size[0], tv.resize_size[0])
+    assert prep.mean == pytest.approx(tuple(tv.mean)) and prep.std == pytest.approx(tuple(tv.std))
+    x = torch.randn(2, 3, 224, 224)
+    with torch.inference_mode():
+        assert torch.equal(io.model(x), reference(x))
+
+    out = tmp_path / "out"
+    argv = ["--model", "torchvision:resnet18", "--weights", str(weights), "--out", str(out)]
+    capsys.readouterr()
+    assert _eval([*argv, "--corruptions", "none", "--no-figures"]) == 0
+    assert "untrained weights" not in capsys.readouterr().out
+    report = json.loads((out / "torchvision:resnet18" / "clean.json").read_text())
+    assert report["model"] == "torchvision:resnet18" and report["clean"]["n"] == 5
+    assert report["config"]["trained_weights"] is True
+
+
+def test_unknown_model_error_suggests_close_names(tmp_path, capsys):
+    message = _error(["--model", "torchvision:resnet1", "--out", str(tmp_path)], capsys)
+    assert "unknown model 'torchvision:resnet1'" in message
+    assert "torchvision:resnet18" in message
+
+
+def test_list_models_flag_needs_no_model(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--list-models"])
+    assert exc.value.code == 0
+    listed = capsys.readouterr().out.split()
+    assert {"assemble_r50", "resnet50", "efficientnet_lite0"} <= set(listed)

@@ -74,6 +74,20 @@ class EvalConfig:
         return "files" if self.imagenet_c is not None else "on-the-fly"
 
 
+class _ListModels(argparse.Action):
+    """``--list-models``: print and exit (like ``--help``, so ``--model`` is not required)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from ..models import list_models
+
+        print("\n".join(list_models()))
+        print("also: torchvision:<name> (any torchvision classifier), timm:<name> (timm models)")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m robustbench_assemble.eval",
@@ -84,7 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--model", required=True, help="registered model name (see --list-models)")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="a registered name (see --list-models), torchvision:<name> (any torchvision "
+        "classifier) or timm:<name> (any timm model, timm installed)",
+    )
+    p.add_argument(
+        "--list-models", action=_ListModels, help="print the registered model names and exit"
+    )
     p.add_argument(
         "--weights", type=Path, help="checkpoint (.pt/.pth via weights_only, or .safetensors)"
     )

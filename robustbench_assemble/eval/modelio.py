@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from ..models import create_model, list_models, transforms
+from ..models import create_model, transforms
 from ..models.registry import Preprocessing, registered
 
 Prepare = Callable[[torch.Tensor], torch.Tensor]
@@ -35,19 +35,15 @@ class ModelIO:
     frame_prepare: Prepare
 
 
-def check_model_name(name: str) -> str:
-    names = list_models()
-    if name not in names:
-        raise ValueError(f"unknown model {name!r}; available models: {', '.join(names)}")
-    return name
-
-
 def load_model(name: str, weights: Path | None = None, resize_policy: str | None = None) -> ModelIO:
-    """Build ``name`` (with ``weights`` if given) and its input pipeline."""
-    check_model_name(name)
+    """Build ``name`` (with ``weights`` if given) and its input pipeline: any name
+    :func:`~robustbench_assemble.models.create_model` takes (registered names,
+    ``torchvision:<name>``, ``timm:<name>``); an unknown one raises ``UnknownModelError`` (a
+    ``ValueError``) with close matches."""
     model = create_model(name, weights=str(weights) if weights is not None else None)
-    prep: Preprocessing = getattr(model, "preprocessing", None) or registered()[name].preprocessing
-    trained = weights is not None or registered()[name].pretrained is not None
+    prep: Preprocessing = model.preprocessing
+    entry = registered().get(name)  # None for torchvision: / timm: names
+    trained = weights is not None or (entry is not None and entry.pretrained is not None)
     num_classes = _num_classes(model)
     policy = transforms.check_resize_policy(resize_policy or transforms.DEFAULT_RESIZE_POLICY)
 
