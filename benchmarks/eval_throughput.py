@@ -24,7 +24,11 @@
    also (c): :func:`evaluate_cell` once per cell (a new loader per cell, as before
    2026-11-26). ``--loader-only`` skips (b)-(d) and the memory probe.
 4. (d) Pure forward: the same model, batch size and precision on a batch already normalised on
-   the device, the same number of images.
+   the device, the same number of images. (e) The harness's device half
+   (:func:`~robustbench_assemble.eval.loop.evaluate_batches`: copy, normalisation, model,
+   counts) on one cell's batches preloaded in (pinned) host memory, replayed for every cell,
+   no loader running: the main process's own ceiling, so (d) -> (e) is its per-batch overhead
+   and (e) -> (b) what running beside the loader costs (decode ``cpu``).
 5. Streaming: the harness (decode cpu) in a fresh subprocess on 100 and 400 images
    (``--mem-sizes``, empty to skip); peak RSS of the main process and (CUDA) max allocated
    memory should not grow with the size.
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import os
 import resource
@@ -171,6 +176,30 @@ def run_harness(args, device, model, jobs, workers: int, cell_by_cell=False, reu
     return time.perf_counter() - t0, sum(c.n for c in counts)
 
 
+def run_device_loop(args, device, model, jobs, n_images: int) -> float:
+    """Images/s of the harness's device half (:func:`evaluate_batches`: host -> device copy,
+    normalisation, model, counts) on batches preloaded in (pinned) host memory, no loader
+    running: the main process's ceiling. Loader -> harness losses beyond it are contention."""
+    from robustbench_assemble.eval.loop import evaluate_batches, make_loader
+
+    first = jobs[:1]  # one cell's batches, replayed for every cell
+    loader = make_loader(first, batch_size=args.batch_size, workers=min(2, args.workers[0]),
+                         device=device, reuse_buffers=False)  # fmt: skip
+    preloaded = list(loader)
+    per_cell = sum(len(b.labels) for b in preloaded)
+    n_cells = max(1, n_images // per_cell)
+    batches = [dataclasses.replace(b, cell=k) for k in range(n_cells) for b in preloaded]
+    kw = dict(device=device, precision=args.precision, progress=False)
+    evaluate_batches(model, first, batches[: len(preloaded)], **kw)  # warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    counts = evaluate_batches(model, first * n_cells, batches, **kw)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return sum(c.n for c in counts) / (time.perf_counter() - t0)
+
+
 def run_forward(args, device, io, model, n_images: int) -> float:
     """Images/s of the model alone on one preloaded, normalised device batch."""
     from robustbench_assemble.eval.loop import autocast
@@ -297,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
                 key = f"{decode}/{buffers}/{args.workers[0]}"
                 rates[key]["cell_by_cell_img_s"] = round(n / seconds, 1)
         forward = None if args.loader_only else run_forward(args, device, io, model, n)
+        device_loop = None
+        if not args.loader_only and "cpu" in decodes:
+            device_loop = run_device_loop(args, device, model, jobs_for(io, cells, "cpu"), n)
         probes = []
         for size in sizes:
             cmd = [sys.executable, __file__, "--probe", "--frames", str(args.frames)]
@@ -322,6 +354,9 @@ def main(argv: list[str] | None = None) -> int:
           f"read bytes {cost['read_bytes_ms']:.3f} ms")  # fmt: skip
     if forward is not None:
         print(f"  pure forward (preloaded device tensors):      {forward:8.1f} img/s")
+    if device_loop is not None:
+        print(f"  harness, preloaded batches (no loader):        {device_loop:8.1f} img/s "
+              f"(/ forward {device_loop / forward:.3f})")  # fmt: skip
     for r in rates.values():
         line = (f"  decode {r['decode']} buffers {r['buffers']:5s} workers {r['workers']:2d}: "
                 f"bare loader {r['loader_img_s']:8.1f} img/s")  # fmt: skip
@@ -349,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": args.model, "device": name, "cpu_cores": cores, "precision": args.precision,
         "batch_size": args.batch_size, "images": n, "cells": args.cells, "decode_cost": cost,
         "forward_img_s": None if forward is None else round(forward, 1),
+        "device_loop_img_s": None if device_loop is None else round(device_loop, 1),
         "runs": list(rates.values()), "memory": probes,
         "seconds": round(time.perf_counter() - started, 1),
     }  # fmt: skip

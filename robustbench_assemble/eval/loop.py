@@ -27,7 +27,7 @@ import math
 import os
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -408,6 +408,38 @@ def evaluate_cells(
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
     check_precision(precision, device)
     ctx = ctx or DistContext(device=device)
+    if not jobs:
+        return []
+    loader = make_loader(
+        jobs,
+        batch_size=batch_size,
+        workers=workers,
+        device=device,
+        ctx=ctx,
+        reuse_buffers=reuse_buffers,
+    )
+    return evaluate_batches(
+        model, jobs, loader, device=device, precision=precision, ctx=ctx,
+        progress=progress, on_cell=on_cell,
+    )  # fmt: skip
+
+
+def evaluate_batches(
+    model: nn.Module,
+    jobs: Sequence[CellJob],
+    batches: Iterable[_Batch],
+    *,
+    device: torch.device,
+    precision: str = "fp32",
+    ctx: DistContext | None = None,
+    progress: bool = True,
+    on_cell: Callable[[int, Counts], None] | None = None,
+) -> list[Counts]:
+    """The device half of :func:`evaluate_cells`: counts of ``model`` on ``batches`` (what
+    :func:`make_loader` yields, cells in order). Separate so that
+    benchmarks/eval_throughput.py can time it on preloaded batches, without the loader."""
+    check_precision(precision, device)
+    ctx = ctx or DistContext(device=device)
     results: list[Counts] = []
 
     def close_cells(upto: int, current: int, totals: torch.Tensor | None) -> None:
@@ -420,21 +452,11 @@ def evaluate_cells(
             if on_cell is not None:
                 on_cell(i, counts)
 
-    if not jobs:
-        return results
-    loader = make_loader(
-        jobs,
-        batch_size=batch_size,
-        workers=workers,
-        device=device,
-        ctx=ctx,
-        reuse_buffers=reuse_buffers,
-    )
     to_device = _ToDevice(device)
     in_flight: collections.deque = collections.deque()  # CUDA events of queued batches
     totals = None  # n, top-1, top-5 of the current cell, on the device until the cell ends
     current = -1
-    bar = tqdm(loader, unit="batch", leave=False, disable=not (progress and ctx.is_main))
+    bar = tqdm(batches, unit="batch", leave=False, disable=not (progress and ctx.is_main))
     with torch.inference_mode():
         for batch in bar:
             if batch.cell != current:
