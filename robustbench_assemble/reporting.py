@@ -420,6 +420,7 @@ def build_imagenet_c_report(
     baseline: metrics.Baseline = "alexnet",
     model_info: Mapping | None = None,
     baseline_clean_error: float | None = None,
+    notes: Sequence[str] = (),
 ) -> dict:
     """The ``imagenet_c.json`` content of one model (see the module docstring).
 
@@ -427,7 +428,8 @@ def build_imagenet_c_report(
     counts}}); ``clean_counts``: CellCounts of the clean Resize(256)+CenterCrop(224) run or
     None; ``config``: the exact evaluation settings (JSON-serialisable); ``versions``: see
     :func:`collect_versions`; ``baseline``: "alexnet" (published), a mapping, or a measured
-    AlexNet's ``imagenet_c.json``; ``model_info``: RobustBench metadata (``MODEL_INFO_FIELDS``).
+    AlexNet's ``imagenet_c.json``; ``model_info``: RobustBench metadata (``MODEL_INFO_FIELDS``);
+    ``notes``: the caller's remarks (e.g. departures from the protocol), listed first.
     """
     cells = normalize_cell_counts(cell_counts)
     if not cells:
@@ -436,7 +438,7 @@ def build_imagenet_c_report(
     _check_json(dict(config), "config")
     _check_json(dict(versions), "versions")
     base_errors, base_clean, base_info = _resolve_c_baseline(baseline, baseline_clean_error)
-    notes: list[str] = []
+    notes = [str(n) for n in notes]
     if base_info["kind"] == "measured" and base_info.get("data_fingerprint") != data_fingerprint:
         notes.append(
             f"the baseline {base_info['path']} was measured on data with fingerprint "
@@ -480,6 +482,12 @@ def build_imagenet_c_report(
     # RobustBench: the plain mean of the per-cell accuracies
     common_acc = [k.top1_correct / k.n for (c, _), k in cells.items() if c in COMMON]
     all_acc = [k.top1_correct / k.n for k in cells.values()]
+    n_common = len(COMMON) * len(SEVERITIES)
+    if common_acc and len(common_acc) < n_common:
+        notes.append(
+            f"corruptions_acc is the mean over the {len(common_acc)} evaluated of the "
+            f"{n_common} common (corruption, severity) cells"
+        )
     sizes = sorted({counts.n for counts in cells.values()})
     if len(sizes) > 1:
         notes.append(f"cells have different numbers of images: {sizes}")
@@ -673,6 +681,7 @@ def build_imagenet_p_report(
     fp_baseline: object = "alexnet",
     t5d_baseline: object = None,
     model_info: Mapping | None = None,
+    notes: Sequence[str] = (),
 ) -> dict:
     """The ``imagenet_p.json`` content of one model.
 
@@ -682,7 +691,7 @@ def build_imagenet_p_report(
     mapping perturbation -> raw top-5 distance, or that file (there are no published AlexNet
     top-5 distances: without one mT5D is null and ``notes`` says why). mFR / mT5D (top-level
     ``mfr`` / ``mt5d``) are at difficulty 1 over the 10 test perturbations; other difficulties
-    are in ``details`` when their baseline exists.
+    are in ``details`` when their baseline exists. ``notes``: the caller's remarks, first.
     """
     if not isinstance(sequence_results, Mapping) or not sequence_results:
         raise ValueError("sequence_results must be a non-empty {(perturbation, difficulty): ...}")
@@ -699,7 +708,7 @@ def build_imagenet_p_report(
     _check_json(dict(config), "config")
     _check_json(dict(versions), "versions")
 
-    notes: list[str] = []
+    notes = [str(n) for n in notes]
     out_cells: dict[str, dict[str, dict]] = {}
     by_difficulty: dict[int, dict[str, dict[str, float]]] = {}
     baselines: dict[str, dict] = {"flip_probability": {}, "top5_distance": {}}

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..corruptions.params import COMMON
 from .cli import EvalConfig
+from .protocol import protocol_departures
 from .runner import CResults
 
 SMOKE_FOOTNOTE = (
@@ -35,16 +36,20 @@ def build_report(results: CResults, cfg: EvalConfig) -> dict:
         k: reporting.CellCounts(v.n, v.correct1, v.correct5) for k, v in results.cells.items()
     }
     clean = results.clean
-    info = {"footnote": SMOKE_FOOTNOTE} if results.meta.get("smoke_sample") else None
+    config = config_dict(cfg, results)
+    footnote, notes = protocol_departures(config)
+    smoke = SMOKE_FOOTNOTE if results.meta.get("smoke_sample") else None
+    footnote = " ".join(t for t in (smoke, footnote) if t) or None
     return reporting.build_imagenet_c_report(
         results.model,
         counts,
         None if clean is None else reporting.CellCounts(clean.n, clean.correct1, clean.correct5),
-        config_dict(cfg, results),
+        config,
         reporting.collect_versions(),
         results.meta.get("data_fingerprint"),
         baseline=str(cfg.baseline_c) if cfg.baseline_c is not None else "alexnet",
-        model_info=info,
+        model_info={"footnote": footnote} if footnote else None,
+        notes=notes,
     )
 
 
@@ -83,6 +88,8 @@ def summary(results: CResults, report: dict, paths: dict[str, Path]) -> str:
         lines.append("  SMOKE SAMPLE: a pipeline check on 5 photos, not an ImageNet result")
     if not results.meta.get("trained_weights"):
         lines.append("  WARNING: untrained weights (random init): chance-level numbers")
+    _, notes = protocol_departures(d["config"])
+    lines += [f"  {n}" for n in notes if not n.startswith("UNTRAINED")]
     if results.clean is not None:
         c = results.clean
         lines.append(f"  clean top-1       {100 * c.top1:6.2f} %  ({c.correct1}/{c.n} images)")

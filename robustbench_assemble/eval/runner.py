@@ -24,6 +24,7 @@ from .cli import EvalConfig, default_workers
 from .distributed import DistContext, all_reduce_sum, barrier, broadcast_object
 from .loop import CellJob, Counts, check_precision, evaluate_cells, prepare_model
 from .modelio import ModelIO, check_frames, load_model
+from .protocol import protocol_departures
 from .sources import (
     FRAME_GEOMETRY,
     FilesSource,
@@ -204,6 +205,7 @@ def run_imagenet_c(cfg: EvalConfig, ctx: DistContext) -> CResults:
         "batch_size": batch_size,
         "seed": cfg.seed,
         "resize_policy": io.resize_policy,
+        "preprocessing": io.preprocessing.as_dict(),
         "decode": cfg.decode,
         "weights": str(cfg.weights) if cfg.weights else None,
         "weights_file_sha256": file_sha256(cfg.weights) if cfg.weights and ctx.is_main else None,
@@ -293,12 +295,14 @@ def run_imagenet_p(cfg: EvalConfig, ctx: DistContext) -> Path | None:
         "precision": cfg.precision,
         "device": str(device),
         "resize_policy": io.resize_policy,
+        "preprocessing": io.preprocessing.as_dict(),
         "weights": str(cfg.weights) if cfg.weights else None,
         "state_dict_sha256": weights_hash,
         "trained_weights": io.trained,
         "package_version": __version__,
     }
     sources = sorted(f"{k}:{v['source']}:{v['n_videos']}" for k, v in raw.items())
+    footnote, notes = protocol_departures(config)
     report = reporting.build_imagenet_p_report(
         cfg.model,
         stats,
@@ -307,6 +311,8 @@ def run_imagenet_p(cfg: EvalConfig, ctx: DistContext) -> Path | None:
         _combine(sources),
         fp_baseline=str(baseline) if baseline else "alexnet",
         t5d_baseline=str(baseline) if baseline else None,
+        model_info={"footnote": footnote} if footnote else None,
+        notes=notes,
     )
     path = reporting.write_imagenet_p_json(cfg.out / cfg.model / "imagenet_p.json", report)
     if cfg.figures:

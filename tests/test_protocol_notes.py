@@ -1,0 +1,72 @@
+"""Departures from the published protocol travel with the numbers (footnote and notes)."""
+
+from __future__ import annotations
+
+import pytest
+
+from robustbench_assemble import reporting
+from robustbench_assemble.corruptions.params import COMMON
+from robustbench_assemble.eval.protocol import protocol_departures
+
+PROTOCOL = {
+    "source": "files",
+    "decode": "cpu",
+    "resize_policy": "error",
+    "preprocessing": {"input_size": 224},
+    "limit": None,
+    "precision": "fp32",
+    "trained_weights": True,
+    "smoke_sample": False,
+}
+
+
+def test_the_protocol_itself_has_no_footnote_and_no_notes():
+    assert protocol_departures(PROTOCOL) == (None, [])
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"source": "on-the-fly"}, "corrupted on the fly"),
+        ({"decode": "gpu"}, "nvjpeg"),
+        ({"limit": 5000}, "--limit 5000"),
+        ({"trained_weights": False}, "UNTRAINED"),
+        ({"resize_policy": "resize", "preprocessing": {"input_size": 256}}, "adapted"),
+        ({"resize_policy": "native", "preprocessing": {"input_size": 256}}, "256px crop"),
+    ],
+)
+def test_each_departure_is_in_the_footnote_and_the_notes(change, words):
+    footnote, notes = protocol_departures({**PROTOCOL, **change})
+    assert words in footnote
+    assert any(words in n for n in notes)
+
+
+def test_precision_and_no_op_policies_are_not_footnoted():
+    # a 224 model: every policy leaves the frames alone; precision is a note only
+    footnote, notes = protocol_departures({**PROTOCOL, "resize_policy": "as-is"})
+    assert (footnote, notes) == (None, [])
+    footnote, notes = protocol_departures({**PROTOCOL, "precision": "bf16"})
+    assert footnote is None and notes == [
+        "The model ran under bf16 autocast; the reference runs in fp32."
+    ]
+
+
+def test_smoke_sample_source_is_not_repeated():
+    footnote, _ = protocol_departures({**PROTOCOL, "source": "on-the-fly", "smoke_sample": True})
+    assert footnote is None
+
+
+def _counts(corruptions, n=10, correct=6):
+    return {(c, s): reporting.CellCounts(n, correct, 9) for c in corruptions for s in range(1, 6)}
+
+
+def test_partial_corruptions_acc_says_over_how_many_cells():
+    report = reporting.build_imagenet_c_report(
+        "m", _counts(COMMON[:2]), reporting.CellCounts(10, 8, 9), {}, {}, None
+    )
+    assert report["corruptions_acc"] == "60.00"
+    assert any("mean over the 10 evaluated of the 75" in n for n in report["details"]["notes"])
+    full = reporting.build_imagenet_c_report(
+        "m", _counts(COMMON), reporting.CellCounts(10, 8, 9), {}, {}, None, notes=["first"]
+    )
+    assert full["details"]["notes"] == ["first"]  # all 75 cells: nothing to say
