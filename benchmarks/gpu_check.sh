@@ -36,7 +36,7 @@ run() {  # name, timeout, command...
 run pytest_gpu 150 python3 -m pytest -q -s -p no:cacheprovider -m gpu -o addopts="" ${PYTEST_TARGETS:-tests/}
 run corruptions 150 python3 benchmarks/corruptions.py --device cuda --images 64 --batch 64
 run eval_throughput 300 python3 benchmarks/eval_throughput.py --data "$DATA" --device cuda \
-  --precision bf16 --workers "${WORKERS:-8,12}" --images 250 --repeat 100 --cells 5 \
+  --precision bf16 --workers "${WORKERS:-6,8,12}" --images 250 --repeat 100 --cells 5 \
   --mem-sizes 100,200
 run perturbations 90 python3 benchmarks/perturbations.py --images 16 --device cuda --batch 16 \
   --names gaussian_noise shot_noise speckle_noise zoom_blur brightness rotate scale shear tilt
