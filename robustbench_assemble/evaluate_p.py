@@ -173,7 +173,8 @@ def evaluate_imagenet_p(
 
     Returns:
         ``{(perturbation, difficulty): {"flip_probability": FP, "top5_distance": T5D,
-        "n_videos": n, "frames_per_video": T, "source": path}}``; FP and T5D are raw (fractions
+        "n_videos": n, "frames_per_video": T, "source": path, "codec": what the frames went
+        through (:mod:`robustbench_assemble.perturbations.codec`)}}``; FP and T5D are raw (fractions
         and mean rank distance), not yet divided by AlexNet's.
     """
     names = resolve_names(perturbations)
@@ -192,7 +193,8 @@ def evaluate_imagenet_p(
             chosen = {s.relpath for s in select_subset(samples, limit)}
             indices = [i for i, f in enumerate(dataset.filenames) if f in chosen]
             filenames = [dataset.filenames[i] for i in indices]
-            source = str(getattr(dataset, "path", None) or dataset.folder)
+            where = str(getattr(dataset, "path", None) or dataset.folder)
+            source = f"{where}|{dataset.fingerprint}"  # a regenerated file is not its cache
             cache_file = _cache_file(cache, name, src_d) if cache is not None else None
             top5 = _load_cache(cache_file, filenames, source) if cache_file else None
             if top5 is None:
@@ -217,6 +219,7 @@ def evaluate_imagenet_p(
                     "top5_distance": top5_distance(top5, name, stride),
                     "n_videos": len(indices),
                     "frames_per_video": int(top5.shape[1]),
-                    "source": source,
+                    "source": where,
+                    "codec": dataset.codec,
                 }
     return results

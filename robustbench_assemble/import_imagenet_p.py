@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .datasets.imagenet_p import MP4Sequences, available_datasets, read_mp4
 from .perturbations import resolve_difficulties, resolve_names
+from .perturbations.codec import RELEASED_CODEC
 from .perturbations.params import num_frames
 from .perturbations.storage import (
     SequenceWriter,
@@ -67,7 +68,8 @@ def import_tree(
     try:
         for name, d in chosen:
             path = h5_path(out, name, d)
-            if existing_complete(path):
+            settings = {"seed": -1, "source": "mp4", "codec": RELEASED_CODEC}
+            if existing_complete(path, settings):
                 written.append(path)
                 continue
             videos = MP4Sequences(src / path.stem)
@@ -80,6 +82,7 @@ def import_tree(
                 classes=videos.classes,
                 seed=None,
                 source="mp4",
+                codec=RELEASED_CODEC,
             )
             t = num_frames(name)
             jobs = [(i, str(videos.paths[i]), t) for i in writer.todo]

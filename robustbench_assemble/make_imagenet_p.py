@@ -2,13 +2,20 @@
 
     python -m robustbench_assemble.make_imagenet_p --src VAL_DIR --out perturbations/ \
         [--perturbations NAME ...] [--difficulties 1 2 3] [--seed 0] [--workers N] [--limit N] \
-        [--device cpu|cuda] [--batch-size 16]
+        [--device cpu|cuda] [--batch-size 16] [--codec x264|none]
 
 Each val image becomes one sequence per (perturbation, difficulty) with
 :func:`robustbench_assemble.perturbations.make_sequence`; the files follow
 :mod:`robustbench_assemble.perturbations.storage`. Non-noise perturbations have a single
 sequence for every difficulty (the difficulty is a frame stride at evaluation time), so their
 difficulties 2 and 3 map to the one ``<name>.h5``, as the release has no ``rotate_2`` folder.
+
+Stored as released: by default every sequence goes through the release's video compression
+(ffmpeg libx264 with the reference's settings) and is stored as decoded, because AlexNet's
+published flip probabilities were measured on those frames and the codec moves FP (noise:
+-20 to -40 %, docs/FIDELITY.md; :mod:`robustbench_assemble.perturbations.codec`; the HDF5
+attribute ``codec`` records it). ``--codec none`` stores the lossless frames (faster; the evaluation
+then notes that its mFR is not comparable to the published AlexNet baseline).
 
 Deterministic: the random draws of a sequence depend only on ``--seed``, the image's relative
 path, the perturbation and the difficulty (not on worker count or order). Resumable: rerun the
@@ -36,6 +43,7 @@ from pathlib import Path
 from .datasets.imagenet import index_folder, select_subset
 from .images import load_rgb
 from .perturbations import make_sequence, resolve_difficulties, resolve_names, sequence_seed
+from .perturbations.codec import CODEC_ATTRS, CODECS, apply_codec, check_codec, ffmpeg_executable
 from .perturbations.params import source_difficulty
 from .perturbations.storage import (
     SequenceWriter,
@@ -45,7 +53,8 @@ from .perturbations.storage import (
     write_sequences,
 )
 
-Job = tuple[int, str, str, str, int, int]  # index, path, relpath, name, difficulty, seed
+#: index, path, relpath, perturbation, difficulty, seed, codec
+Job = tuple[int, str, str, str, int, int, str]
 
 #: ``generator`` attribute of files written by the CPU generator (2: exact-distribution noise
 #: sampler and compiled kernels; files of the earlier noise stream are not continued).
@@ -56,11 +65,11 @@ DEVICES = ("cpu", "cuda")
 
 def produce(job: Job) -> tuple[int, bytes]:
     """Worker: one sequence, deflated for ``write_direct_chunk``."""
-    index, path, relpath, name, difficulty, seed = job
+    index, path, relpath, name, difficulty, seed, codec = job
     frames = make_sequence(
         load_rgb(path), name, difficulty, seed=sequence_seed(seed, relpath, name, difficulty)
     )
-    return index, encode_chunk(frames)
+    return index, encode_chunk(apply_codec(frames, name, codec))
 
 
 def _init_worker() -> None:
@@ -96,8 +105,10 @@ def _load(job: Job):
     return load_rgb(job[1])
 
 
-def _encode(item: tuple[int, object]) -> tuple[int, bytes]:
-    return item[0], encode_chunk(item[1])
+def _encode(item: tuple[int, object, str, str]) -> tuple[int, bytes]:
+    """Worker: (index, frames, perturbation, codec) -> the stored chunk."""
+    index, frames, name, codec = item
+    return index, encode_chunk(apply_codec(frames, name, codec))
 
 
 def _cuda_results(
@@ -109,10 +120,10 @@ def _cuda_results(
     for start in range(0, len(jobs), batch_size):
         batch = jobs[start : start + batch_size]
         images = list(map(_load, batch)) if pool is None else pool.map(_load, batch)
-        _, _, _, name, difficulty, seed = batch[0]
+        _, _, _, name, difficulty, seed, codec = batch[0]
         seeds = [sequence_seed(seed, job[2], name, difficulty) for job in batch]
         frames = make_sequence_batch(images, name, difficulty, seeds, device=device).cpu().numpy()
-        items = [(job[0], frames[k]) for k, job in enumerate(batch)]
+        items = [(job[0], frames[k], name, codec) for k, job in enumerate(batch)]
         yield from map(_encode, items) if pool is None else pool.imap(_encode, items)
 
 
@@ -140,12 +151,18 @@ def generate(
     progress: bool = True,
     device: str = "cpu",
     batch_size: int = 16,
+    codec: str = "x264",
 ) -> list[Path]:
     """Write (or finish) the HDF5 files; returns their paths. ``workers=0`` runs in-process.
 
     ``device='cuda'``: perturbations with a torch path are computed on the GPU in batches of
     ``batch_size`` images (see the module docstring for how those frames differ).
+    ``codec``: ``"x264"`` stores every sequence as the release's MP4 decodes (see
+    :mod:`robustbench_assemble.perturbations.codec`), ``"none"`` the lossless frames.
     """
+    check_codec(codec)
+    if codec != "none":
+        ffmpeg_executable()  # fail before any work if ffmpeg is missing
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"--seed must be a non-negative int, got {seed!r}")
     if workers < 0:
@@ -170,21 +187,27 @@ def generate(
         for name, d in dataset_jobs(names, diffs):
             on_gpu = name in torch_names
             path = h5_path(out, name, d)
-            if existing_complete(path):
+            settings = {
+                "seed": seed,
+                "generator": CUDA_GENERATOR if on_gpu else CPU_GENERATOR,
+                "codec": CODEC_ATTRS[codec],
+            }
+            filenames = [s.relpath for s in samples]
+            if existing_complete(path, settings, filenames):
                 written.append(path)
                 continue
             writer = SequenceWriter(
                 path,
                 perturbation=name,
                 difficulty=d,
-                filenames=[s.relpath for s in samples],
+                filenames=filenames,
                 labels=[s.label for s in samples],
                 classes=classes,
-                seed=seed,
-                generator=CUDA_GENERATOR if on_gpu else CPU_GENERATOR,
+                **settings,
             )
             jobs = [
-                (i, str(samples[i].path), samples[i].relpath, name, d, seed) for i in writer.todo
+                (i, str(samples[i].path), samples[i].relpath, name, d, seed, codec)
+                for i in writer.todo
             ]
             results = (
                 _cuda_results(jobs, pool, batch_size, device) if on_gpu else _results(jobs, pool)
@@ -234,6 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--batch-size", type=int, default=16, help="images per GPU call with --device cuda"
     )
+    p.add_argument(
+        "--codec",
+        default="x264",
+        choices=CODECS,
+        help="x264 (default): store each sequence as the released MP4 decodes (ffmpeg libx264 "
+        "with the release's settings, then decoded), as AlexNet's published flip "
+        "probabilities were measured; none: lossless frames (faster, not the release)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -252,8 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=not args.no_progress,
             device=args.device,
             batch_size=args.batch_size,
+            codec=args.codec,
         )
-    except (ValueError, FileNotFoundError, NotADirectoryError) as exc:
+    except (ValueError, FileNotFoundError, NotADirectoryError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for p in paths:

@@ -1047,7 +1047,9 @@ def write_unaggregated_csv(path: str | os.PathLike, df: pd.DataFrame, merge: boo
         wide = pd.concat([old, wide])
         cols = [(c, s) for c in CORRUPTIONS for s in SEVERITIES if (c, s) in set(wide.columns)]
         wide = wide[cols]
-    return _atomic_write_text(path, wide.to_csv())
+    # accuracies are k / n: 12 significant digits hold them exactly for any n < 1e6 and print
+    # 0.2, not the 0.19999999999999996 of 1 - 0.8
+    return _atomic_write_text(path, wide.to_csv(float_format="%.12g"))
 
 
 def read_unaggregated_csv(path: str | os.PathLike) -> pd.DataFrame:

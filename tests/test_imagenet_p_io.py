@@ -27,9 +27,16 @@ from robustbench_assemble.datasets.imagenet_p import (
 from robustbench_assemble.evaluate_p import evaluate_imagenet_p
 from robustbench_assemble.images import load_rgb
 from robustbench_assemble.import_imagenet_p import import_tree
-from robustbench_assemble.make_imagenet_p import CPU_GENERATOR, generate
+from robustbench_assemble.make_imagenet_p import CPU_GENERATOR
+from robustbench_assemble.make_imagenet_p import generate as generate_with_codec
 from robustbench_assemble.perturbations import make_sequence, sequence_seed
 from robustbench_assemble.perturbations.storage import SequenceWriter, partial_path
+
+
+def generate(*args, **kwargs):
+    """Lossless frames unless a test asks for the codec: these tests are about the files and
+    the metrics; tests/test_codec.py checks the codec step (about 1 s per sequence)."""
+    return generate_with_codec(*args, **{"codec": "none", **kwargs})
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +153,7 @@ def test_killed_run_resumes_to_identical_file(mini_val, tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "robustbench_assemble.make_imagenet_p", "--src", str(mini_val),
            "--out", str(out), "--perturbations", "motion_blur", "--difficulties", "1",
-           "--workers", "0", "--no-progress"]  # fmt: skip
+           "--workers", "0", "--no-progress", "--codec", "none"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     partial = partial_path(out / "motion_blur.h5")
     deadline = time.time() + 120
@@ -225,7 +232,7 @@ def test_batched_torch_path_does_not_depend_on_batch_size(mini_val):
     from robustbench_assemble.perturbations.torch_backend import make_sequence_batch
 
     files = sorted(mini_val.rglob("*.JPEG"))[:3]
-    jobs = [(i, str(f), f"{f.parent.name}/{f.name}", "gaussian_noise", 2, 9)
+    jobs = [(i, str(f), f"{f.parent.name}/{f.name}", "gaussian_noise", 2, 9, "none")
             for i, f in enumerate(files)]  # fmt: skip
     one = dict(_cuda_results(jobs, None, 1, "cpu"))
     three = dict(_cuda_results(jobs, None, 3, "cpu"))
@@ -363,3 +370,23 @@ def test_flip_probability_end_to_end(mini_val, tmp_path):
                                 cache_dir=tmp_path / "cache", progress=False)  # fmt: skip
     assert again[("translate", 2)] == res[("translate", 2)]
     shutil.rmtree(tmp_path / "cache")
+
+
+@pytest.mark.parametrize("name", ["rotate", "gaussian_noise"])
+def test_mp4_reader_equals_the_reference_loader(mini_val, tmp_path, name):
+    """The reference read the MP4s with OpenCV's VideoCapture (BGR, then RGB); PyAV gives the
+    same pixels (both are FFmpeg; yuv444p as the release, crf 20 / tune grain)."""
+    cv2 = pytest.importorskip("cv2")
+    frames = make_sequence(load_rgb(next(mini_val.rglob("*.JPEG"))), name, 1, seed=0)
+    path = tmp_path / "v.mp4"
+    write_mp4(path, frames, noise="noise" in name)
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        pytest.skip("this OpenCV build cannot read MP4 (no FFmpeg backend)")
+    reference = []
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        reference.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    assert np.array_equal(read_mp4(path), np.stack(reference))

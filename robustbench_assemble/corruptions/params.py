@@ -132,20 +132,26 @@ def params(name: str, severity: int):
     return SEVERITY_PARAMS[check_name(name)][check_severity(severity) - 1]
 
 
+_GROUPS = {"common": COMMON, "all": CORRUPTIONS, "extra": EXTRA}
+
+
 def resolve_names(spec: str | None) -> tuple[str, ...]:
-    """Parse a CLI ``--corruptions`` value: ``common`` (15), ``all`` (19), ``extra`` or ``a,b``."""
-    if spec is None or spec == "common":
+    """Parse a CLI ``--corruptions`` value: ``common`` (15), ``all`` (19), ``extra``, names
+    ``a,b``, or a mix (``common,speckle_noise``); each corruption once, in the order given."""
+    if spec is None:
         return COMMON
-    if spec == "all":
-        return CORRUPTIONS
-    if spec == "extra":
-        return EXTRA
-    names = tuple(s.strip() for s in spec.split(",") if s.strip())
-    if not names:
+    items = [s.strip() for s in spec.split(",") if s.strip()]
+    if not items:
         raise ValueError("--corruptions is empty; expected 'common', 'all', 'extra' or a,b,...")
-    for n in names:
-        check_name(n)
-    return names
+    names: list[str] = []
+    for item in items:
+        if item not in _GROUPS and item not in SEVERITY_PARAMS:
+            raise ValueError(
+                f"--corruptions: unknown corruption {item!r}; expected common, all, extra or "
+                f"names among: {', '.join(CORRUPTIONS)}"
+            )
+        names.extend(_GROUPS.get(item, (item,)))
+    return tuple(dict.fromkeys(names))
 
 
 def resolve_severities(spec: str | None) -> tuple[int, ...]:
@@ -160,4 +166,7 @@ def resolve_severities(spec: str | None) -> tuple[int, ...]:
         ) from exc
     if not values:
         raise ValueError("--severities is empty; expected integers in 1..5 such as '1,3'")
-    return tuple(check_severity(v) for v in values)
+    bad = [v for v in values if not 1 <= v <= 5]
+    if bad:
+        raise ValueError(f"--severities {spec!r}: each severity must be in 1..5, got {bad[0]}")
+    return tuple(dict.fromkeys(values))

@@ -9,10 +9,12 @@ ImageNet-C and a limited clean evaluation see the same photos (matched by relati
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +62,39 @@ def find_classes(root: str | os.PathLike) -> list[str]:
     return classes
 
 
+@functools.cache
+def imagenet_wnids() -> tuple[str, ...]:
+    """The 1000 ImageNet-1k class wnids in sorted order: class index i of every ImageNet model
+    (torchvision's and timm's label order; the list equals timm's ``imagenet_synsets.txt``)."""
+    text = resources.files(__package__).joinpath("imagenet_wnids.txt").read_text()
+    wnids = tuple(text.split())
+    assert len(wnids) == 1000 and list(wnids) == sorted(set(wnids)), "corrupt wnid list"
+    return wnids
+
+
+def class_order(present: Sequence[str], num_classes: int | None = None) -> list[str]:
+    """The label order for the class folders ``present``.
+
+    Why: a folder holding only some ImageNet classes (a quick subset) must keep ImageNet's class
+    indices, not number its own folders 0..K-1, or a 1000-class model scores ~0 silently. So:
+    ImageNet-1k's 1000 sorted wnids when every folder is one of them and the model has 1000
+    outputs (``num_classes`` 1000, or None: no model yet); else the folders' own sorted order
+    (torchvision ``ImageFolder``'s rule, for other datasets), which must then give one folder per
+    model output.
+    """
+    present = sorted(present)
+    wnids = imagenet_wnids()
+    if num_classes in (None, len(wnids)) and set(present) <= set(wnids):
+        return list(wnids)
+    if num_classes is not None and len(present) != num_classes:
+        raise ValueError(
+            f"{len(present)} class folders for a model with {num_classes} outputs, and they "
+            f"are not all ImageNet-1k wnids (e.g. {present[0]!r}): class indices cannot be "
+            "inferred; give a folder with one class folder per model output"
+        )
+    return present
+
+
 def index_folder(
     root: str | os.PathLike, classes: Sequence[str] | None = None
 ) -> tuple[list[str], list[Sample]]:
@@ -67,13 +102,14 @@ def index_folder(
 
     ``classes`` fixes the label order (e.g. the clean val set's 1000 wnids, so that an
     ImageNet-C folder holding only some classes still gets the model's labels); by default
-    it is :func:`find_classes` of ``root``. Files are found recursively, as ImageFolder does.
+    it is :func:`class_order` of the folders present (ImageNet-1k's order when they are
+    ImageNet wnids, even a few of them). Files are found recursively, as ImageFolder does.
     A class folder without images, or a folder that is not in ``classes``, is an error naming it.
     """
     root = Path(root)
     present = find_classes(root)
     if classes is None:
-        classes = present
+        classes = class_order(present)
     else:
         classes = list(classes)
         index = set(classes)

@@ -14,6 +14,7 @@ frame stride applied by the metrics, not another dataset (REFERENCE.md §2).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from fractions import Fraction
@@ -23,10 +24,22 @@ import h5py
 import numpy as np
 from torch.utils.data import Dataset
 
+from ..perturbations.codec import RELEASED_CODEC
 from ..perturbations.params import dataset_name, num_frames, parse_dataset_name, source_difficulty
-from ..perturbations.storage import PARTIAL_SUFFIX, h5_path, is_complete
+from ..perturbations.storage import PARTIAL_SUFFIX, h5_path, is_complete, stored_attr
+from .imagenet import class_order
 
 MP4_EXTENSION = ".mp4"
+#: HDF5 attributes that say which frames a file holds (with its size: its fingerprint).
+_IDENTITY_ATTRS = ("perturbation", "difficulty", "seed", "source", "generator", "codec",
+                   "package_version", "format_version")  # fmt: skip
+
+
+def _digest(items) -> str:
+    h = hashlib.sha256()
+    for item in items:
+        h.update(f"{item}\n".encode())
+    return h.hexdigest()[:16]
 
 
 def _text(values) -> list[str]:
@@ -54,6 +67,11 @@ class HDF5Sequences(Dataset):
             self.filenames = _text(f["filenames"][()])
             self.labels = [int(x) for x in f["labels"][()]]
             self.classes = _text(f["classes"][()])
+            self.codec = str(stored_attr(f, "codec"))
+            identity = {k: str(stored_attr(f, k)) for k in _IDENTITY_ATTRS}
+        identity["bytes"] = str(self.path.stat().st_size)
+        #: what the frames are: generation settings and file size (part of prediction caches)
+        self.fingerprint = _digest(sorted(identity.items()))
         self._file: h5py.File | None = None
         self._pid: int | None = None
 
@@ -142,7 +160,7 @@ class MP4Sequences(Dataset):
         )
         if not present:
             raise FileNotFoundError(f"no <wnid> folders in {self.folder}")
-        self.classes = list(classes) if classes is not None else present
+        self.classes = list(classes) if classes is not None else class_order(present)
         label_of = {c: i for i, c in enumerate(self.classes)}
         unknown = [w for w in present if w not in label_of]
         if unknown:
@@ -158,12 +176,24 @@ class MP4Sequences(Dataset):
                     self.labels.append(label_of[wnid])
         if not self.paths:
             raise FileNotFoundError(f"no .mp4 files under {self.folder}/<wnid>/")
+        self.codec = RELEASED_CODEC
+
+    @property
+    def fingerprint(self) -> str:
+        """Relative paths and byte sizes of the videos (part of prediction caches)."""
+        return _digest((f, p.stat().st_size) for f, p in zip(self.filenames, self.paths))
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
-        return read_mp4(self.paths[index]), self.labels[index]
+        frames = read_mp4(self.paths[index])
+        if len(frames) != self.frames_per_sequence:
+            raise ValueError(
+                f"{self.paths[index]}: {len(frames)} frames, expected "
+                f"{self.frames_per_sequence} for {self.name}"
+            )
+        return frames, self.labels[index]
 
 
 def find_dataset(root: str | os.PathLike, perturbation: str, difficulty: int = 1) -> Path:

@@ -199,9 +199,12 @@ def parse_args(argv: list[str] | None = None) -> EvalConfig:
     ):
         if path is not None and not path.is_dir():
             raise FileNotFoundError(f"{flag} {path}: folder does not exist")
-    for flag, path in [("--weights", ns.weights)] + [("--compare", c) for c in ns.compare]:
-        if path is not None and not path.is_file():
-            raise FileNotFoundError(f"{flag} {path}: file does not exist")
+    if ns.weights is not None and not ns.weights.is_file():
+        raise FileNotFoundError(f"--weights {ns.weights}: file does not exist")
+    for path in ns.compare:
+        result_files("--compare", path)
+    if ns.out.exists() and not ns.out.is_dir():
+        raise NotADirectoryError(f"--out {ns.out}: exists and is not a folder")
     if ns.source == "files" and ns.imagenet_c is None:
         raise ValueError("--source files needs --imagenet-c DIR (the ImageNet-C JPEG tree)")
     if ns.source == "on-the-fly" and ns.imagenet_c is not None and ns.data is None:
@@ -236,33 +239,40 @@ def parse_args(argv: list[str] | None = None) -> EvalConfig:
     )
 
 
+def result_files(flag: str, path: Path) -> list[tuple[Path, str]]:
+    """(file, dataset) of the result files ``path`` names: a results folder's imagenet_c.json /
+    imagenet_p.json, or one such file; anything else is an error naming ``flag``."""
+    from ..reporting import load_report
+
+    if path.is_dir():
+        files = [path / n for n in ("imagenet_c.json", "imagenet_p.json") if (path / n).is_file()]
+        if not files:
+            raise FileNotFoundError(
+                f"{flag} {path}: folder holds neither imagenet_c.json nor imagenet_p.json"
+            )
+    elif path.is_file():
+        files = [path]
+    else:
+        raise FileNotFoundError(f"{flag} {path}: no such file or folder")
+    out = []
+    for f in files:
+        try:
+            out.append((f, load_report(f)["dataset"]))
+        except (ValueError, KeyError, OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{flag} {f}: not a result file of this tool ({exc})") from exc
+    return out
+
+
 def resolve_baselines(paths: list[Path]) -> tuple[Path | None, Path | None]:
     """Sort ``--baseline`` paths into (ImageNet-C result, ImageNet-P result) by their content.
 
     A folder contributes its ``imagenet_c.json`` / ``imagenet_p.json``; a file is classified by
     its ``dataset`` field. Two files of the same kind, or none of a usable kind, is an error.
     """
-    from ..reporting import load_report
 
     found: dict[str, Path] = {}
     for path in paths:
-        if path.is_dir():
-            files = [
-                path / n for n in ("imagenet_c.json", "imagenet_p.json") if (path / n).is_file()
-            ]
-            if not files:
-                raise FileNotFoundError(
-                    f"--baseline {path}: folder holds neither imagenet_c.json nor imagenet_p.json"
-                )
-        elif path.is_file():
-            files = [path]
-        else:
-            raise FileNotFoundError(f"--baseline {path}: no such file or folder")
-        for f in files:
-            try:
-                dataset = load_report(f)["dataset"]
-            except (ValueError, KeyError, OSError) as exc:
-                raise ValueError(f"--baseline {f}: not a result file of this tool ({exc})") from exc
+        for f, dataset in result_files("--baseline", path):
             kind = "p" if dataset == "imagenet_p" else "c"
             if kind in found:
                 raise ValueError(f"--baseline: both {found[kind]} and {f} are {dataset} results")

@@ -62,7 +62,16 @@ def resolve_device(
             raise ValueError(
                 f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible"
             )
-    elif device.type not in ("cpu", "mps", "xpu"):
+    elif device.type in ("mps", "xpu"):
+        backend = getattr(torch.backends, "mps", None) if device.type == "mps" else None
+        available = (
+            backend.is_available()
+            if backend is not None
+            else getattr(getattr(torch, device.type, None), "is_available", lambda: False)()
+        )
+        if not available:
+            raise ValueError(f"--device {spec}: {device.type} is not available on this machine")
+    elif device.type != "cpu":
         raise ValueError(f"--device {spec!r}: expected cpu or cuda[:N]")
     return device
 

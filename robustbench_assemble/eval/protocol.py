@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..models.transforms import FRAME_SIZE
+from ..perturbations.codec import CODEC_ATTRS
 
 
 def protocol_departures(config: Mapping[str, Any]) -> tuple[str | None, list[str]]:
@@ -20,9 +21,9 @@ def protocol_departures(config: Mapping[str, Any]) -> tuple[str | None, list[str
 
     Keys read (an absent key is taken as the protocol's setting): ``trained_weights``,
     ``smoke_sample``, ``source``, ``decode``, ``resize_policy``, ``preprocessing``
-    (``input_size``), ``limit``, ``precision``. The smoke sample has its own footnote, so its
-    on-the-fly source is not repeated. Precision goes to the notes only: a numerical choice of
-    the forward pass, not a change of the data.
+    (``input_size``), ``codecs`` and ``fp_baseline`` (ImageNet-P), ``limit``, ``precision``.
+    The smoke sample has its own footnote, so its on-the-fly source is not repeated. Precision
+    goes to the notes only: a numerical choice of the forward pass, not a change of the data.
     """
     departures: list[str] = []
     if config.get("source") == "on-the-fly" and not config.get("smoke_sample"):
@@ -46,6 +47,12 @@ def protocol_departures(config: Mapping[str, Any]) -> tuple[str | None, list[str
         departures.append(
             f"the {FRAME_SIZE}px frames were adapted to the model's {size}px input "
             f"(resize_policy {policy}); the reference feeds them as they are"
+        )
+    if CODEC_ATTRS["none"] in config.get("codecs", ()) and config.get("fp_baseline") == "alexnet":
+        departures.append(
+            "ImageNet-P frames stored without the release's video compression (make_imagenet_p "
+            "--codec none) but divided by AlexNet's flip probabilities, measured on the "
+            "compressed release (the codec lowers noise FP by 20-40 %, docs/FIDELITY.md)"
         )
     if config.get("limit") is not None:
         departures.append(f"a fixed subset of the data (--limit {config['limit']})")

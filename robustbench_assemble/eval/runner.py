@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .._version import __version__
+from .._version import __version__, code_fingerprint
 from ..models.transforms import warn_resize_policy
 from .cache import CLEAN, Cell, CellCache, file_sha256, state_dict_sha256
 from .cli import EvalConfig, default_workers
@@ -55,7 +55,7 @@ def build_source(cfg: EvalConfig, io: ModelIO, device: torch.device) -> Source:
     geometry = (io.preprocessing.resize, io.preprocessing.input_size) if native else FRAME_GEOMETRY
     if cfg.smoke:
         return SmokeSource(io.clean_transform, cfg.seed, device, geometry)
-    val = ValFolder(cfg.data, cfg.limit) if cfg.data is not None else None
+    val = ValFolder(cfg.data, cfg.limit, io.num_classes) if cfg.data is not None else None
     if cfg.resolved_source == "files":
         if native:
             raise ValueError(
@@ -120,6 +120,7 @@ def run_imagenet_c(cfg: EvalConfig, ctx: DistContext) -> CResults:
         "source": source.kind,
         "resize_policy": io.resize_policy,
         "package_version": __version__,
+        "code": code_fingerprint(),
     }
     cache = CellCache(cfg.out / cfg.model / "cache") if ctx.is_main else CellCache(None)
     cache.clean_up()
@@ -260,13 +261,16 @@ def run_imagenet_p(cfg: EvalConfig, ctx: DistContext) -> Path | None:
     if not io.trained:
         warn_untrained(cfg.model)
     weights_hash = state_dict_sha256(io.model)
-    settings = f"{weights_hash}|{cfg.precision}|{io.resize_policy}|{cfg.limit}|{__version__}"
+    settings = (
+        f"{weights_hash}|{cfg.precision}|{io.resize_policy}|{cfg.limit}|{__version__}|"
+        f"{code_fingerprint()}"
+    )
     cache_dir = cfg.out / cfg.model / "cache_p" / hashlib.sha256(settings.encode()).hexdigest()[:16]
     classes = None
     if cfg.data is not None:
-        from ..datasets.imagenet import find_classes
+        from ..datasets.imagenet import class_order, find_classes
 
-        classes = find_classes(cfg.data)
+        classes = class_order(find_classes(cfg.data), io.num_classes)
     raw = evaluate_imagenet_p(
         io.model.eval().to(device),
         cfg.imagenet_p,
@@ -296,6 +300,8 @@ def run_imagenet_p(cfg: EvalConfig, ctx: DistContext) -> Path | None:
         "device": str(device),
         "resize_policy": io.resize_policy,
         "preprocessing": io.preprocessing.as_dict(),
+        "codecs": sorted({v["codec"] for v in raw.values()}),
+        "fp_baseline": str(baseline) if baseline else "alexnet",
         "weights": str(cfg.weights) if cfg.weights else None,
         "state_dict_sha256": weights_hash,
         "trained_weights": io.trained,

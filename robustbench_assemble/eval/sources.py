@@ -36,7 +36,14 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..datasets.imagenet import Sample, find_classes, fingerprint, index_folder, select_subset
+from ..datasets.imagenet import (
+    Sample,
+    class_order,
+    find_classes,
+    fingerprint,
+    index_folder,
+    select_subset,
+)
 from ..datasets.imagenet_c import ImageNetC, find_cell
 from ..images import ImageReadError, load_rgb, resize_center_crop
 from .cache import Cell
@@ -267,11 +274,18 @@ class Source:
 
 
 class ValFolder:
-    """An ImageNet val folder indexed once: classes (sorted wnids) and the --limit subset."""
+    """An ImageNet val folder indexed once: classes (the model's label order, see
+    :func:`~robustbench_assemble.datasets.imagenet.class_order`) and the --limit subset."""
 
-    def __init__(self, root: str | os.PathLike, limit: int | None) -> None:
+    def __init__(
+        self, root: str | os.PathLike, limit: int | None, num_classes: int | None = None
+    ) -> None:
         self.root = Path(root)
-        self.classes, samples = index_folder(self.root)
+        try:
+            classes = class_order(find_classes(self.root), num_classes)
+        except ValueError as exc:
+            raise ValueError(f"--data {self.root}: {exc}") from exc
+        self.classes, samples = index_folder(self.root, classes)
         self.samples = select_subset(samples, limit)
         self.fingerprint = fingerprint(self.samples)
 
@@ -311,17 +325,13 @@ class FilesSource(Source):
         )
 
     def classes(self, any_cell: Cell) -> list[str]:
-        """The label order: the val folder's wnids, else a complete cell's own wnids."""
+        """The label order: the val folder's, else :func:`class_order` of a cell's wnids."""
         if self._classes is None:
             folder = find_cell(self.root, any_cell.corruption, any_cell.severity)
-            classes = find_classes(folder)
-            if len(classes) != self.num_classes:
-                raise ValueError(
-                    f"{folder} holds {len(classes)} class folders, not {self.num_classes}: "
-                    "labels cannot be inferred; pass --data VAL_DIR so class indices follow "
-                    "the val folder's sorted wnids"
-                )
-            self._classes = classes
+            try:
+                self._classes = class_order(find_classes(folder), self.num_classes)
+            except ValueError as exc:
+                raise ValueError(f"--imagenet-c {folder}: {exc}; or pass --data VAL_DIR") from exc
         return self._classes
 
     def check(self, cells: Sequence[Cell]) -> None:

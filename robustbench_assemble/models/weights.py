@@ -122,8 +122,11 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
                     f"...) or as safetensors. (torch: {reason})"
                 ) from exc
             raise ValueError(f"{path}: not a readable torch weights file ({reason})") from exc
-        except (RuntimeError, EOFError, OSError) as exc:
-            raise ValueError(f"{path}: not a readable torch weights file ({exc})") from exc
+        except (RuntimeError, EOFError, OSError, KeyError, ValueError, IndexError) as exc:
+            # a text or truncated file dies inside the unpickler with whatever it hit
+            raise ValueError(
+                f"{path}: not a readable torch weights file ({type(exc).__name__}: {exc})"
+            ) from exc
     raise ValueError(
         f"{path}: unsupported weights file type {suffix!r}; expected one of {WEIGHT_SUFFIXES}"
     )
@@ -200,7 +203,8 @@ def load_weights(
             parts.append(f"{len(unexpected)} unexpected key(s): {_listing(unexpected)}")
         raise WeightsMismatchError(
             f"{source} does not fit {type(model).__name__}: " + "; ".join(parts) + " "
-            "(pass strict=False to load the matching tensors only)"
+            "(the evaluation CLI loads strictly; in Python, create_model(..., strict=False) "
+            "loads the matching tensors only)"
         )
     return LoadResult(missing, unexpected)
 

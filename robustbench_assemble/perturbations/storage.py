@@ -10,13 +10,16 @@ Layout of ``<out>/<name>[_2|_3].h5`` (the release's folder names, plus ``.h5``):
 - attributes: ``perturbation``, ``difficulty``, ``frames_per_sequence``, ``seed`` (-1 when
   imported), ``source`` ("generated" / "mp4"), ``generator`` (which code drew the frames:
   ``"numpy-2"`` for the CPU generator, ``"torch-cuda"`` for the batched GPU path, ``"none"``
-  for imports; random frames differ between them), ``package_version``, ``format_version``,
+  for imports; random frames differ between them), ``codec`` (the video compression the frames
+  went through: the release's libx264 settings, the released MP4s, or none; absent in files
+  written before it existed, which are lossless), ``package_version``, ``format_version``,
   ``compression``, ``complete``.
 
 A run writes ``<file>.h5.partial`` (HDF5 in SWMR mode, so a killed writer leaves a readable
 file), marks each sequence in ``completed`` after its chunk, and renames the file to its
 final name only once every sequence is present and ``complete`` is set. A rerun continues a
-partial file whose settings and file list match, and restarts one that cannot be opened.
+partial file whose settings and file list match, and restarts one that cannot be opened; a
+finished file is kept if its settings match the run's, and is an error if they do not.
 Chunks are deflated by the producers (``encode_chunk``) and stored with
 ``write_direct_chunk``, so compression runs in parallel and the single writer only copies bytes.
 """
@@ -34,6 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .._version import __version__
+from .codec import CODEC_ATTRS, RELEASED_CODEC
 from .params import CROP, dataset_name, num_frames
 
 FORMAT_VERSION = 1
@@ -67,14 +71,42 @@ def is_complete(path: str | os.PathLike) -> bool:
         return False
 
 
-def existing_complete(path: Path) -> bool:
-    """True if ``path`` is a finished file (skip it); a half-valid file at the final name is an
-    error (writers only ever create ``.partial`` files, so this means foreign or damaged data)."""
+def stored_attr(f: h5py.File, key: str):
+    """Attribute ``key`` of an ImageNet-P file, with the default of files that predate it
+    (``codec``: imports hold the released MP4s' frames, generated files lossless ones)."""
+    value = f.attrs.get(key)
+    if value is None and key == "codec":
+        value = RELEASED_CODEC if stored_attr(f, "source") == "mp4" else CODEC_ATTRS["none"]
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def existing_complete(
+    path: Path, expected: dict | None = None, filenames: Sequence[str] | None = None
+) -> bool:
+    """True if ``path`` is a finished file (skip it). A half-valid file at the final name is an
+    error (writers only ever create ``.partial`` files, so this means foreign or damaged data),
+    and so is a finished file made with other ``expected`` settings (seed, codec, ...) or
+    another image list (``filenames``: another --src or --limit): keeping it would silently
+    mix settings in one output folder."""
     if not path.exists():
         return False
-    if is_complete(path):
-        return True
-    raise ValueError(f"{path} exists but is not a complete ImageNet-P file; remove it")
+    if not is_complete(path):
+        raise ValueError(f"{path} exists but is not a complete ImageNet-P file; remove it")
+    with h5py.File(path, "r") as f:
+        for key, value in (expected or {}).items():
+            if stored_attr(f, key) != value:
+                raise ValueError(
+                    f"{path} exists, made with {key}={stored_attr(f, key)!r}; this run has "
+                    f"{key}={value!r}: delete it or use another --out"
+                )
+        if filenames is not None:
+            stored = [x.decode() if isinstance(x, bytes) else x for x in f["filenames"][()]]
+            if stored != list(filenames):
+                raise ValueError(
+                    f"{path} exists with another image list ({len(stored)} files) than this "
+                    f"run ({len(filenames)}): same --src and --limit, or another --out"
+                )
+    return True
 
 
 def write_sequences(
@@ -123,6 +155,7 @@ class SequenceWriter:
         seed: int | None,
         source: str = "generated",
         generator: str = "none",
+        codec: str = CODEC_ATTRS["none"],
     ) -> None:
         self.path = Path(path)
         self.partial = partial_path(self.path)
@@ -134,6 +167,7 @@ class SequenceWriter:
             "seed": -1 if seed is None else int(seed),
             "source": source,
             "generator": generator,
+            "codec": codec,
             "format_version": FORMAT_VERSION,
         }
         self.filenames = list(filenames)
@@ -165,9 +199,9 @@ class SequenceWriter:
 
     def _check_settings(self, f: h5py.File) -> None:
         for key, value in self.expected.items():
-            if f.attrs.get(key) != value:
+            if stored_attr(f, key) != value:
                 raise ValueError(
-                    f"{self.partial} was started with {key}={f.attrs.get(key)!r}, this run "
+                    f"{self.partial} was started with {key}={stored_attr(f, key)!r}, this run "
                     f"has {key}={value!r}: delete it (or use another --out) to start over"
                 )
         stored = [s.decode() if isinstance(s, bytes) else s for s in f["filenames"][()]]
