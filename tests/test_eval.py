@@ -855,3 +855,9 @@ def test_corruption_and_severity_lists_are_deduplicated_and_mix_groups():
     assert resolve_names(" fog,fog , contrast") == ("fog", "contrast")
     assert resolve_names("common,speckle_noise,fog") == (*COMMON, "speckle_noise")
     assert resolve_severities("1,1,3") == (1, 3)
+
+
+def test_run_log_duration_format():
+    from robustbench_assemble.eval.runner import _duration
+
+    assert [_duration(s) for s in (12.4, 250, 3725)] == ["12 s", "4 min 10 s", "1 h 02 min"]

@@ -130,21 +130,28 @@ def run_imagenet_c(cfg: EvalConfig, ctx: DistContext) -> CResults:
     todo: list[tuple[Cell, dict, CellJob]] = []
     started = clock = time.perf_counter()
 
+    computed = [0, 0.0]  # cells evaluated (not cached) in this run, their seconds
+
     def finished(j: int, local: Counts) -> None:
-        """A cell is complete on every rank: sum, cache (rank 0), log."""
+        """A cell is complete on every rank: sum, cache (rank 0), log with the run's ETA."""
         nonlocal clock
         cell, key, _ = todo[j]
         counts = Counts(*all_reduce_sum(local.as_list(), ctx))
         if ctx.is_main:
             cache.store(cell, key, counts)
             now = time.perf_counter()
+            computed[0] += 1
+            computed[1] += now - clock
+            left = len(cells) - len(results) - 1  # cells still to do (a cached one is instant)
+            eta = computed[1] / computed[0] * left
             log.info(
-                "[%d/%d] %s: %s (%.1f s)",
+                "[%d/%d] %s: %s (%.1f s; about %s left)",
                 len(results) + 1,
                 len(cells),
                 cell,
                 _fmt(counts),
                 now - clock,
+                _duration(eta),
             )
             clock = now
         results[cell] = counts
@@ -222,6 +229,14 @@ def run_imagenet_c(cfg: EvalConfig, ctx: DistContext) -> CResults:
         cells={(c.corruption, c.severity): v for c, v in results.items() if not c.is_clean},
         meta=meta,
     )
+
+
+def _duration(seconds: float) -> str:
+    """``1 h 05 min``, ``4 min 10 s`` or ``12 s``."""
+    s = round(seconds)
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
 
 
 def _fmt(c: Counts) -> str:
