@@ -861,3 +861,30 @@ def test_run_log_duration_format():
     from robustbench_assemble.eval.runner import _duration
 
     assert [_duration(s) for s in (12.4, 250, 3725)] == ["12 s", "4 min 10 s", "1 h 02 min"]
+
+
+def test_native_geometry_follows_the_released_mce_scripts(monkeypatch, tmp_path):
+    """assembled-cnn's mCE scripts read validation_292_256 for R50 *and* R152, although R152's
+    clean crop is 257 -> 256 (scripts/eval_assemble152_mCE_on_imagenet.sh)."""
+    from robustbench_assemble.eval import runner
+    from robustbench_assemble.eval.cli import parse_args
+    from robustbench_assemble.models import get_preprocessing
+
+    r152 = get_preprocessing("assemble_r152")
+    assert (r152.resize, r152.input_size) == (257, 256)
+    assert r152.native_geometry == (292, 256)
+    assert get_preprocessing("assemble_r50").native_geometry == (292, 256)
+    assert get_preprocessing("resnet50d").native_geometry == (256, 224)
+
+    seen = {}
+
+    class Probe:
+        def __init__(self, clean_transform, seed, device, geometry) -> None:
+            seen["geometry"] = geometry
+
+    monkeypatch.setattr(runner, "SmokeSource", Probe)
+    io = runner.load_model("assemble_r152", resize_policy="native")
+    cfg = parse_args(["--model", "assemble_r152", "--resize-policy", "native", "--out",
+                      str(tmp_path)])  # fmt: skip
+    runner.build_source(cfg, io, torch.device("cpu"))
+    assert seen["geometry"] == (292, 256)

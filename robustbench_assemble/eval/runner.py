@@ -52,7 +52,7 @@ def build_source(cfg: EvalConfig, io: ModelIO, device: torch.device) -> Source:
     """The source the flags ask for (see :mod:`.sources`)."""
     native = io.resize_policy == "native"
     # resize policy "native": corrupt at the model's own Resize + CenterCrop (assembled-cnn)
-    geometry = (io.preprocessing.resize, io.preprocessing.input_size) if native else FRAME_GEOMETRY
+    geometry = io.preprocessing.native_geometry if native else FRAME_GEOMETRY
     if cfg.smoke:
         return SmokeSource(io.clean_transform, cfg.seed, device, geometry)
     val = ValFolder(cfg.data, cfg.limit, io.num_classes) if cfg.data is not None else None

@@ -45,6 +45,9 @@ class Preprocessing:
     Clean images: short side resized to ``resize`` (``interpolation``), centre crop
     ``input_size``. ImageNet-C/P frames are already 224x224 and are not resized again unless the
     model's ``input_size`` differs (see ``robustbench_assemble.models.transforms.adapt_frames``).
+    ``corruption_resize``: the short side at which resize policy ``native`` corrupts val images
+    when the reference did so at another size than its clean evaluation (assemble_r152: clean
+    257 -> 256, mCE on ``validation_292_256``); None: ``resize``.
 
     ``mean`` and ``std`` are listed in the model's ``channel_order`` (for a BGR model, the blue
     channel's statistics first). Lists are accepted and stored as tuples; a bad value raises
@@ -57,17 +60,20 @@ class Preprocessing:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     channel_order: str = "RGB"
+    corruption_resize: int | None = None
 
     def __post_init__(self) -> None:
-        for what in ("input_size", "resize"):
+        for what in ("input_size", "resize", "corruption_resize"):
             v = getattr(self, what)
+            if what == "corruption_resize" and v is None:
+                continue
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise ValueError(f"Preprocessing.{what} must be a positive int, got {v!r}")
-        if self.resize < self.input_size:
-            raise ValueError(
-                f"Preprocessing.resize ({self.resize}) is smaller than input_size "
-                f"({self.input_size}): the centre crop would not fit"
-            )
+            if v < self.input_size:
+                raise ValueError(
+                    f"Preprocessing.{what} ({v}) is smaller than input_size "
+                    f"({self.input_size}): the centre crop would not fit"
+                )
         if self.interpolation not in INTERPOLATIONS:
             raise ValueError(
                 f"Preprocessing.interpolation must be one of {INTERPOLATIONS}, "
@@ -83,6 +89,12 @@ class Preprocessing:
         if any(s == 0 for s in std):
             raise ValueError(f"Preprocessing.std must not contain 0, got {self.std!r}")
         object.__setattr__(self, "std", std)
+
+    @property
+    def native_geometry(self) -> tuple[int, int]:
+        """(resize, crop) at which resize policy ``native`` corrupts val images: the clean
+        geometry unless the reference corrupted at another resize (``corruption_resize``)."""
+        return (self.corruption_resize or self.resize, self.input_size)
 
     @property
     def crop_pct(self) -> float:
