@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,6 +42,11 @@ def decode(job: tuple[int, str, int]) -> tuple[int, bytes]:
     return index, encode_chunk(video)
 
 
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the main process, which stops the pool (the run resumes)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def import_tree(
     src: str | os.PathLike,
     out: str | os.PathLike,
@@ -52,6 +58,12 @@ def import_tree(
 ) -> list[Path]:
     """Import every selected MP4 dataset under ``src``; returns the HDF5 paths."""
     src, out = Path(src), Path(out)
+    if not src.is_dir():
+        raise FileNotFoundError(f"--src {src}: folder does not exist")
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out}: exists and is not a folder")
+    if workers < 0:
+        raise ValueError(f"--workers must be >= 0, got {workers}")
     names = set(resolve_names(perturbations))
     diffs = set(resolve_difficulties(difficulties))
     found = [(n, d) for n, d, kind in available_datasets(src) if kind == "mp4"]
@@ -64,15 +76,15 @@ def import_tree(
         )
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    pool = mp.get_context("spawn").Pool(workers) if workers else None
+    pool = mp.get_context("spawn").Pool(workers, initializer=_ignore_sigint) if workers else None
     try:
         for name, d in chosen:
             path = h5_path(out, name, d)
-            settings = {"seed": -1, "source": "mp4", "codec": RELEASED_CODEC}
-            if existing_complete(path, settings):
+            settings = {"source": "mp4", "seed": -1, "codec": RELEASED_CODEC}
+            videos = MP4Sequences(src / path.stem)
+            if existing_complete(path, settings, videos.filenames):
                 written.append(path)
                 continue
-            videos = MP4Sequences(src / path.stem)
             writer = SequenceWriter(
                 path,
                 perturbation=name,
@@ -90,6 +102,10 @@ def import_tree(
             written.append(
                 write_sequences(writer, results, total=len(videos), unit="video", progress=progress)
             )
+    except BaseException:
+        if pool is not None:
+            pool.terminate()  # interrupted or failed: do not wait for queued sequences
+        raise
     finally:
         if pool is not None:
             pool.close()
@@ -124,9 +140,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers,
             progress=not args.no_progress,
         )
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, NotADirectoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to resume", file=sys.stderr)
+        return 130
     for p in paths:
         print(p)
     return 0

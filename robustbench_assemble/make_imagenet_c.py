@@ -17,8 +17,10 @@ corrupts batches through ``corrupt_batch`` with one generator per (batch, corrup
 severity), seeded from the seed and the relative paths in the batch; batches are fixed chunks
 of the class-interleaved image order, so runs on the same device with the same
 ``--batch-size`` are byte-identical (and a ``--limit`` that is a multiple of the batch size is
-a prefix of a larger one). CPU and CUDA (and numpy and torch) outputs of the *random*
-corruptions differ: they draw different random numbers from the same distributions. The
+a prefix of a larger one; a cell continues with another ``--limit`` only then, else one batch
+would mix two random streams, so that is refused). CPU and CUDA (and numpy and torch) outputs
+of the *random* corruptions differ: they draw different random numbers from the same
+distributions. The
 backend, device, seed and batch size of each cell are recorded in
 ``<out>/<corruption>/<severity>.json`` and a resumed run with other settings is refused.
 
@@ -121,6 +123,7 @@ class Settings:
     backend: str = "numpy"  # numpy (per image, reference code) or torch (batched)
     device: str = "cpu"
     batch_size: int = 64  # torch backend only
+    images: int = 0  # selected source images: they decide the torch backend's batches
 
     def record(self) -> dict:
         """The provenance record written next to each cell; the keys that must match on resume
@@ -131,6 +134,7 @@ class Settings:
         rec = {"seed": self.seed, "backend": self.backend, "device": _device_kind(self.device)}
         if self.backend == "torch":
             rec["batch_size"] = self.batch_size
+            rec["images"] = self.images
         rec.update(
             seed_scheme=SEED_SCHEME,
             jpeg={"quality": JPEG_QUALITY, "optimize": JPEG_OPTIMIZE},
@@ -181,6 +185,9 @@ def check_or_write_provenance(out: Path, cells: Sequence[Cell], settings: Settin
                     + ", ".join(f"{k}={record.get(k)!r}" for k in diff)
                     + ". Use another --out, or the same settings to resume."
                 )
+            _check_torch_batches(out / corruption / str(severity), old, record)
+            if old.get("images") != record.get("images"):
+                atomic_write_json(path, {**old, "images": record["images"]})
             if old.get("versions") != record["versions"]:
                 warnings.append(
                     f"{path}: written with {old.get('versions')}, now {record['versions']}: "
@@ -190,6 +197,22 @@ def check_or_write_provenance(out: Path, cells: Sequence[Cell], settings: Settin
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_json(path, record)
     return warnings
+
+
+def _check_torch_batches(cell: Path, old: dict, new: dict) -> None:
+    """The torch backend seeds a batch from its images, and batches are chunks of the selected
+    images: a cell can continue with another image count only if the shorter run ended on a
+    batch boundary; otherwise one batch would mix files of two random streams."""
+    if new.get("backend") != "torch" or old.get("images") in (None, new.get("images")):
+        return
+    shorter = min(int(old["images"]), int(new["images"]))
+    if shorter % int(new["batch_size"]):
+        raise ValueError(
+            f"{cell} was generated from {old['images']} images, this run selects "
+            f"{new['images']}: with the torch backend the batch of {new['batch_size']} that "
+            "straddles the change would mix two random streams (only counts that are multiples "
+            "of --batch-size extend each other). Use another --out, or the same --limit."
+        )
 
 
 # --------------------------------------------------------------------------- summary
@@ -206,6 +229,7 @@ class Summary:
     stale_temp_removed: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    stopped_early: bool = False  # interrupted or --strict: workers may have written more
 
     def add(self, written: int, skipped: int, error: str | None) -> None:
         self.written += written
@@ -230,6 +254,11 @@ class Summary:
         if self.failed:
             lines.append("failed images:")
             lines += [f"  {f}" for f in self.failed]
+        if self.stopped_early:
+            lines.append(
+                "stopped early: the counts cover the images whose results reached this process; "
+                "worker processes may have finished more files (a rerun skips them)"
+            )
         if self.interrupted:
             lines.append("interrupted: rerun the same command to resume")
         return "\n".join(lines)
@@ -466,7 +495,9 @@ def generate(
     _, samples = index_folder(src)
     samples = select_subset(samples, limit)
     cells = [(c, int(s)) for c in corruptions for s in severities]
-    settings = Settings(seed=seed, backend=backend, device=device, batch_size=batch_size)
+    settings = Settings(
+        seed=seed, backend=backend, device=device, batch_size=batch_size, images=len(samples)
+    )
 
     summary = Summary()
     for c, s in cells:
@@ -486,9 +517,9 @@ def generate(
         try:
             run(samples, cells, out, settings, workers, strict, summary, bar)
         except _StrictStop:
-            pass
+            summary.stopped_early = True
         except KeyboardInterrupt:
-            summary.interrupted = True
+            summary.interrupted = summary.stopped_early = True
     summary.seconds = time.perf_counter() - t0
     return summary
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -74,10 +75,12 @@ def produce(job: Job) -> tuple[int, bytes]:
 
 def _init_worker() -> None:
     """One process per core: no nested thread pools (make_sequence splits its frames over
-    ``torch.get_num_threads()`` threads, and tilt sets OpenCV's pool to as many)."""
+    ``torch.get_num_threads()`` threads, and tilt sets OpenCV's pool to as many). Ctrl-C is the
+    main process's to handle (it stops the pool; the partial file resumes)."""
     import cv2
     import torch  # already imported by the package: OMP_NUM_THREADS would be too late
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
 
@@ -177,6 +180,8 @@ def generate(
         torch_names = TORCH_PERTURBATIONS
     names = resolve_names(perturbations)
     diffs = resolve_difficulties(difficulties)
+    if Path(out).exists() and not Path(out).is_dir():
+        raise NotADirectoryError(f"--out {out}: exists and is not a folder")
     classes, samples = index_folder(src)
     samples = select_subset(samples, limit)
     out = Path(out)
@@ -215,6 +220,10 @@ def generate(
             written.append(
                 write_sequences(writer, results, total=len(samples), unit="seq", progress=progress)
             )
+    except BaseException:
+        if pool is not None:
+            pool.terminate()  # interrupted or failed: do not wait for queued sequences
+        raise
     finally:
         if pool is not None:
             pool.close()
@@ -288,6 +297,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, NotADirectoryError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to resume", file=sys.stderr)
+        return 130
     for p in paths:
         print(p)
     return 0

@@ -117,8 +117,10 @@ def test_files_run_matches_independent_loop(
         assert field in report
     assert report["corruptions_mce"] is None  # only 2 x 2 cells: no mCE
     # files, libjpeg, a 224 model, trained weights: the only departure is the subset
-    assert report["footnote"] == f"Not the reference protocol: a fixed subset of the data " \
-        f"(--limit {N_IMAGES})."  # fmt: skip
+    assert report["footnote"] == (
+        f"Not the reference protocol: {N_IMAGES} images per cell (--limit {N_IMAGES}), "
+        "not all 50,000 ImageNet val images."
+    )
     assert (folder / "unaggregated_results.csv").is_file()
     assert sorted(p.name for p in (folder / "cache").iterdir()) == sorted(
         ["clean.json"] + [f"{c}-{s}.json" for c in CORRUPTIONS for s in SEVERITIES]

@@ -186,6 +186,45 @@ def test_killed_run_resumes_to_identical_file(mini_val, tmp_path):
     assert np.array_equal(_frames(out / "motion_blur.h5"), _frames(reference))
 
 
+def test_ctrl_c_stops_cleanly_and_resumes(mini_val, tmp_path):
+    """SIGINT (Ctrl-C) with worker processes: exit 130 with one line, no traceback, and the
+    partial file resumes to the same bytes as an uninterrupted run."""
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "robustbench_assemble.make_imagenet_p",
+        "--src",
+        str(mini_val),
+        "--out",
+        str(out),
+        "--perturbations",
+        "shot_noise",
+        "--difficulties",
+        "1",
+        "--workers",
+        "2",
+        "--no-progress",
+    ]  # fmt: skip (codec x264: ~1.5 s a sequence)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    partial = partial_path(out / "shot_noise.h5")
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not partial.exists():
+        time.sleep(0.05)
+    if proc.poll() is not None:
+        pytest.skip("the run finished before it could be interrupted")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+    assert not (out / "shot_noise.h5").exists()
+    resumed = generate_with_codec(mini_val, out, perturbations=["shot_noise"], difficulties=[1],
+                                  progress=False)[0]  # fmt: skip
+    fresh = generate_with_codec(mini_val, tmp_path / "fresh", perturbations=["shot_noise"],
+                                difficulties=[1], progress=False)[0]  # fmt: skip
+    assert np.array_equal(_frames(resumed), _frames(fresh))
+
+
 @pytest.mark.slow
 def test_worker_count_does_not_change_bytes(mini_val, tmp_path):
     a = generate(
@@ -290,6 +329,19 @@ def test_mp4_round_trip_and_import(mini_val, tmp_path):
     assert h5.filenames == videos.filenames and h5.labels == videos.labels
     for i in range(len(h5)):
         assert np.array_equal(h5[i][0], read_mp4(videos.paths[i]))
+    # labels are ImageNet-1k indices, not the tree's own 0..K-1
+    wnids = list(__import__("robustbench_assemble.datasets").datasets.imagenet_wnids())
+    assert h5.labels == [wnids.index(f.split("/")[0]) for f in h5.filenames]
+
+    # the tree grows (or another one is imported into the same --out): refused, not kept stale
+    extra = sorted(mini_val.rglob("*.JPEG"))[2]
+    dest = tree / "rotate" / extra.parent.name / (extra.stem + ".mp4")
+    dest.parent.mkdir(parents=True)
+    write_mp4(dest, make_sequence(load_rgb(extra), "rotate"), noise=False, preset="ultrafast")
+    with pytest.raises(ValueError, match="another image list"):
+        import_tree(tree, tmp_path / "h5", progress=False)
+    with pytest.raises(NotADirectoryError, match="--out"):
+        import_tree(tree, tmp_path / "h5" / "rotate.h5", progress=False)
 
 
 class _Tiny(torch.nn.Module):

@@ -305,6 +305,7 @@ def test_strict_stops_at_first_bad_file(odd_src: Path, tmp_path: Path) -> None:
     # sorted order: n00000001/{cmyk,gray}, n00000002/{palette,truncated} -> stops there
     assert "truncated.JPEG" in summary.failed[0]
     assert summary.images == 3
+    assert summary.stopped_early and "stopped early" in summary.text()
 
 
 @pytest.mark.parametrize(
@@ -365,6 +366,27 @@ def test_torch_backend_on_cpu_deterministic_and_resumable(sample_dir: Path, tmp_
             reference.reference_corrupt(torchvision_crop(src), "contrast", 2)
         )
     assert json.loads((a / "contrast" / "2.json").read_text())["batch_size"] == 2
+
+
+def test_torch_backend_limit_changes_only_on_batch_boundaries(sample_dir: Path, tmp_path) -> None:
+    """Torch batches are seeded from their images: growing a cell from 5 to 6 images with
+    batches of 2 would recompute image 6 in a batch whose image 5 stays from the old stream."""
+    if not hasattr(corruptions_pkg, "corrupt_batch"):
+        pytest.skip("corrupt_batch not available")
+    kw = dict(corruptions=["gaussian_noise"], severities=[2], backend="torch", batch_size=2,
+              workers=0, progress=False)  # fmt: skip
+    out, fresh = tmp_path / "grow", tmp_path / "fresh"
+    mic.generate(sample_dir, out, limit=5, **kw)
+    with pytest.raises(ValueError, match="from 5 images, this run selects 6"):
+        mic.generate(sample_dir, out, limit=6, **kw)
+    # 4 -> 6 on a batch boundary: the same bytes as a fresh run of 6
+    mic.generate(sample_dir, tmp_path / "b", limit=4, **kw)
+    mic.generate(sample_dir, tmp_path / "b", limit=6, **kw)
+    mic.generate(sample_dir, fresh, limit=6, **kw)
+    assert tree_bytes(tmp_path / "b" / "gaussian_noise" / "2") == tree_bytes(
+        fresh / "gaussian_noise" / "2"
+    )
+    assert json.loads((tmp_path / "b" / "gaussian_noise" / "2.json").read_text())["images"] == 6
 
 
 @pytest.mark.gpu

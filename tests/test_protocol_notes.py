@@ -29,7 +29,6 @@ def test_the_protocol_itself_has_no_footnote_and_no_notes():
     [
         ({"source": "on-the-fly"}, "corrupted on the fly"),
         ({"decode": "gpu"}, "nvjpeg"),
-        ({"limit": 5000}, "--limit 5000"),
         ({"trained_weights": False}, "UNTRAINED"),
         ({"resize_policy": "resize", "preprocessing": {"input_size": 256}}, "adapted"),
         ({"resize_policy": "native", "preprocessing": {"input_size": 256}}, "256px crop"),
@@ -70,3 +69,27 @@ def test_partial_corruptions_acc_says_over_how_many_cells():
         "m", _counts(COMMON), reporting.CellCounts(10, 8, 9), {}, {}, None, notes=["first"]
     )
     assert full["details"]["notes"] == ["first"]  # all 75 cells: nothing to say
+
+
+@pytest.mark.parametrize(
+    ("sizes", "dataset", "limit", "words"),
+    [
+        ([2, 2, 2], "imagenet_c", None, "2 images per cell, not all 50,000 ImageNet val images"),
+        ([5000] * 3, "imagenet_c", 5000, "5,000 images per cell (--limit 5000), not all 50,000"),
+        ([1, 2, 2], "imagenet_c", None, "cells differ in size (1 to 2 images per cell)"),
+        ([2] * 10, "imagenet_p", None, "only 2 videos per dataset, fewer than one per class"),
+        ([4000] * 10, "imagenet_p", 4000, "a fixed subset of the data (--limit 4000): 4,000"),
+    ],
+)
+def test_small_or_uneven_data_is_footnoted_however_it_came(sizes, dataset, limit, words):
+    """Not only --limit: a generated folder of a few images gives the same footnote."""
+    footnote, notes = protocol_departures({**PROTOCOL, "limit": limit}, sizes, dataset)
+    assert words in footnote and words in notes[0]
+
+
+def test_full_size_data_is_not_footnoted():
+    assert protocol_departures(PROTOCOL, [50_000] * 76, "imagenet_c") == (None, [])
+    assert protocol_departures(PROTOCOL, [10_000] * 10, "imagenet_p") == (None, [])
+    # the smoke sample says what it is once, in its own footnote
+    smoke = {**PROTOCOL, "smoke_sample": True, "source": "on-the-fly"}
+    assert protocol_departures(smoke, [5] * 76, "imagenet_c") == (None, [])

@@ -9,21 +9,53 @@ what the numbers are) and in ``details.notes`` (all of them, precision included)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..models.transforms import FRAME_SIZE
 from ..perturbations.codec import CODEC_ATTRS
 
+#: Images of ImageNet val, hence of every ImageNet-C cell (the reference corrupts them all).
+IMAGENET_VAL_IMAGES = 50_000
+#: Fewer ImageNet-P videos per dataset than classes is a subset whatever the release holds.
+MIN_P_VIDEOS = 1_000
 
-def protocol_departures(config: Mapping[str, Any]) -> tuple[str | None, list[str]]:
-    """(footnote, notes) for the departures recorded in a run's ``config``.
+
+def data_size_departure(sizes: Sequence[int], dataset: str, limit: int | None) -> str | None:
+    """How the evaluated data falls short of the benchmark, from its per-cell sizes (images
+    per ImageNet-C cell, or videos per ImageNet-P dataset); None if it does not.
+
+    Why: ``--limit`` is not the only way to a subset (a generated folder of a few classes, a
+    copy with files missing), and an mCE over 2 images per cell looks like any other."""
+    sizes = [int(n) for n in sizes]
+    if not sizes:
+        return None
+    lo, hi = min(sizes), max(sizes)
+    unit = "images per cell" if dataset == "imagenet_c" else "videos per dataset"
+    if lo != hi:
+        return f"the evaluated cells differ in size ({lo:,} to {hi:,} {unit})"
+    via = f" (--limit {limit})" if limit is not None else ""
+    if dataset == "imagenet_c" and hi < IMAGENET_VAL_IMAGES:
+        return f"{hi:,} {unit}{via}, not all {IMAGENET_VAL_IMAGES:,} ImageNet val images"
+    if dataset == "imagenet_p" and hi < MIN_P_VIDEOS:
+        return f"only {hi:,} {unit}{via}, fewer than one per class"
+    if limit is not None:
+        return f"a fixed subset of the data{via}: {hi:,} {unit}"
+    return None
+
+
+def protocol_departures(
+    config: Mapping[str, Any], sizes: Sequence[int] = (), dataset: str = "imagenet_c"
+) -> tuple[str | None, list[str]]:
+    """(footnote, notes) for the departures recorded in a run's ``config`` and in the sizes of
+    its cells (``sizes``, see :func:`data_size_departure`).
 
     Keys read (an absent key is taken as the protocol's setting): ``trained_weights``,
     ``smoke_sample``, ``source``, ``decode``, ``resize_policy``, ``preprocessing``
     (``input_size``), ``codecs`` and ``fp_baseline`` (ImageNet-P), ``limit``, ``precision``.
-    The smoke sample has its own footnote, so its on-the-fly source is not repeated. Precision
-    goes to the notes only: a numerical choice of the forward pass, not a change of the data.
+    The smoke sample has its own footnote, so neither its on-the-fly source nor its size is
+    repeated. Precision goes to the notes only: a numerical choice of the forward pass, not a
+    change of the data.
     """
     departures: list[str] = []
     if config.get("source") == "on-the-fly" and not config.get("smoke_sample"):
@@ -54,8 +86,9 @@ def protocol_departures(config: Mapping[str, Any]) -> tuple[str | None, list[str
             "--codec none) but divided by AlexNet's flip probabilities, measured on the "
             "compressed release (the codec lowers noise FP by 20-40 %, docs/FIDELITY.md)"
         )
-    if config.get("limit") is not None:
-        departures.append(f"a fixed subset of the data (--limit {config['limit']})")
+    size_note = data_size_departure(sizes, dataset, config.get("limit"))
+    if size_note and not config.get("smoke_sample"):
+        departures.append(size_note)
     parts = []
     if config.get("trained_weights") is False:
         parts.append("UNTRAINED weights (random initialisation).")

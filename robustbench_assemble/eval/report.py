@@ -37,7 +37,8 @@ def build_report(results: CResults, cfg: EvalConfig) -> dict:
     }
     clean = results.clean
     config = config_dict(cfg, results)
-    footnote, notes = protocol_departures(config)
+    sizes = [v.n for v in results.cells.values()] + ([clean.n] if clean is not None else [])
+    footnote, notes = protocol_departures(config, sizes, "imagenet_c")
     smoke = SMOKE_FOOTNOTE if results.meta.get("smoke_sample") else None
     footnote = " ".join(t for t in (smoke, footnote) if t) or None
     return reporting.build_imagenet_c_report(
@@ -88,7 +89,9 @@ def summary(results: CResults, report: dict, paths: dict[str, Path]) -> str:
         lines.append("  SMOKE SAMPLE: a pipeline check on 5 photos, not an ImageNet result")
     if not results.meta.get("trained_weights"):
         lines.append("  WARNING: untrained weights (random init): chance-level numbers")
-    _, notes = protocol_departures(d["config"])
+    sizes = [v.n for v in results.cells.values()]
+    sizes += [results.clean.n] if results.clean is not None else []
+    _, notes = protocol_departures(d["config"], sizes, "imagenet_c")
     lines += [f"  {n}" for n in notes if not n.startswith("UNTRAINED")]
     if results.clean is not None:
         c = results.clean

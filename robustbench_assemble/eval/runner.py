@@ -323,7 +323,9 @@ def run_imagenet_p(cfg: EvalConfig, ctx: DistContext) -> Path | None:
         "package_version": __version__,
     }
     sources = sorted(f"{k}:{v['source']}:{v['n_videos']}" for k, v in raw.items())
-    footnote, notes = protocol_departures(config)
+    footnote, notes = protocol_departures(
+        config, [v["n_videos"] for v in raw.values()], "imagenet_p"
+    )
     report = reporting.build_imagenet_p_report(
         cfg.model,
         stats,

@@ -77,6 +77,8 @@ def stored_attr(f: h5py.File, key: str):
     value = f.attrs.get(key)
     if value is None and key == "codec":
         value = RELEASED_CODEC if stored_attr(f, "source") == "mp4" else CODEC_ATTRS["none"]
+    if isinstance(value, np.generic):  # np.int64(0) -> 0, for comparisons and messages
+        value = value.item()
     return value.decode() if isinstance(value, bytes) else value
 
 
