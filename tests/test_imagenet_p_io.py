@@ -190,23 +190,15 @@ def test_ctrl_c_stops_cleanly_and_resumes(mini_val, tmp_path):
     """SIGINT (Ctrl-C) with worker processes: exit 130 with one line, no traceback, and the
     partial file resumes to the same bytes as an uninterrupted run."""
     out = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "robustbench_assemble.make_imagenet_p",
-        "--src",
-        str(mini_val),
-        "--out",
-        str(out),
-        "--perturbations",
-        "shot_noise",
-        "--difficulties",
-        "1",
-        "--workers",
-        "2",
-        "--no-progress",
-    ]  # fmt: skip (codec x264: ~1.5 s a sequence)
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # codec x264 (the default): ~1.5 s a sequence, time to interrupt
+    cmd = [sys.executable, "-m", "robustbench_assemble.make_imagenet_p", "--src", str(mini_val),
+           "--out", str(out), "--perturbations", "shot_noise", "--difficulties", "1",
+           "--workers", "2", "--no-progress"]  # fmt: skip
+    # a shell's background job starts with SIGINT ignored, and so would the child: restore it
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     partial = partial_path(out / "shot_noise.h5")
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None and not partial.exists():
