@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from robustbench_assemble.models import assembled as A
+from robustbench_assemble.models import create_model
 from robustbench_assemble.models import mobilenet as M
 from robustbench_assemble.models.layers import (
     AvgPool2dSameStride1,
@@ -458,3 +459,56 @@ def test_flops_resnet50_matches_paper():
         m(torch.randn(1, 3, 224, 224))
     macs = fc.get_total_flops() / 2
     assert macs == pytest.approx(4.1e9, rel=0.01)  # paper Table 7: R50 4.1B (multiply-adds)
+
+
+def _random_bn_double(model: torch.nn.Module) -> torch.nn.Module:
+    """float64, with non-trivial BN statistics (so a BN in the wrong place shows)."""
+    model = model.double().eval()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                ranges = ((m.weight, 0.5, 1.5), (m.bias, -0.2, 0.2),
+                          (m.running_mean, -0.2, 0.2), (m.running_var, 0.5, 2.0))  # fmt: skip
+                for t, lo, hi in ranges:
+                    t.copy_(torch.rand(t.shape, generator=g, dtype=t.dtype) * (hi - lo) + lo)
+    return model
+
+
+@pytest.mark.parametrize(
+    ("name", "big_little"),
+    [
+        ("resnet50d_se", False),
+        ("resnet50d_sk", False),
+        ("resnet50d_sk_bl", True),
+        ("assemble_r50", True),
+    ],  # fmt: skip
+)
+def test_logits_equal_a_transcription_of_the_tf_graph(name, big_little):
+    """Our modules vs tests/tf_graph.py (the TF eval graph with explicit TF padding), same
+    tensors, float64: equal to rounding. 96 px keeps it fast; 96 and its halvings are even
+    and odd (48, 24, 12, 6, 3), so both SAME-padding cases are exercised."""
+    import tf_graph
+
+    torch.manual_seed(0)
+    model = _random_bn_double(create_model(name, num_classes=1001))
+    x = torch.randn(2, 3, 96, 96, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ours, tf = model(x), tf_graph.tf_forward(model, x, big_little)
+    assert (ours - tf).abs().max().item() < 1e-9 * max(1.0, ours.abs().max().item())
+
+
+def test_tf_graph_transcription_sees_a_torchvision_stem_pool():
+    """Negative control: torchvision's max pool (padding 1) is not TF's SAME pool."""
+    import dataclasses
+
+    import tf_graph
+
+    torch.manual_seed(0)
+    model = _random_bn_double(create_model("resnet50d_se", num_classes=1001, stem_pool="max"))
+    x = torch.randn(2, 3, 96, 96, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ours = model(x)
+        model.cfg = dataclasses.replace(model.cfg, stem_pool="max_tf")  # what tf_graph reads
+        tf = tf_graph.tf_forward(model, x, False)
+    assert (ours - tf).abs().max().item() > 1e-6
