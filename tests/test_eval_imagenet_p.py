@@ -111,3 +111,25 @@ def test_self_baseline_gives_mfr_and_mt5d_100(lite0, tmp_path):
         pytest.skip("a perturbation without flips on 4 videos: ratios undefined")
     assert float(report["mfr"]) == pytest.approx(100.0)
     assert float(report["mt5d"]) == pytest.approx(100.0)
+
+
+def test_cli_difficulties_flag(lite0, tmp_path):
+    """--difficulties 1,2: the noise's own difficulty-2 dataset and a stride of 2 for the others,
+    as evaluate_imagenet_p computes them directly; a difficulty without data is a clear error."""
+    val = _mini_val(tmp_path / "val", 2)
+    names = ["gaussian_noise", "brightness"]
+    generate(val, tmp_path / "p", perturbations=names, difficulties=[1, 2], seed=0,
+             progress=False)  # fmt: skip
+    out = tmp_path / "out"
+    argv = ["--model", MODEL, "--imagenet-p", str(tmp_path / "p"), "--out", str(out)]
+    assert _run([*argv, "--difficulties", "1,2", "--no-figures"]) == 0
+    cells = json.loads((out / MODEL / "imagenet_p.json").read_text())["details"]["cells"]
+    direct = evaluate_imagenet_p(lite0, tmp_path / "p", perturbations=names, difficulties=[1, 2],
+                                 device="cpu", batch_size=31, progress=False)  # fmt: skip
+    assert {(n, int(d)) for n in cells for d in cells[n]} == set(direct)
+    for (name, d), want in direct.items():
+        got = cells[name][str(d)]
+        assert got["flip_probability"] == pytest.approx(want["flip_probability"], abs=1e-12)
+        assert got["top5_distance"] == pytest.approx(want["top5_distance"], abs=1e-12)
+    assert _run([*argv, "--difficulties", "3"]) == 2  # no gaussian_noise_3
+    assert _run([*argv, "--difficulties", "4"]) == 2

@@ -39,6 +39,7 @@ class EvalConfig:
     imagenet_c: Path | None = None
     imagenet_p: Path | None = None
     perturbations: str = "present"
+    difficulties: tuple[int, ...] = (1,)
     corruptions: tuple[str, ...] = ()
     severities: tuple[int, ...] = (1, 2, 3, 4, 5)
     limit: int | None = None
@@ -124,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--perturbations",
         default="present",
         help="ImageNet-P: present (those under --imagenet-p), test (10), all (14) or a,b,...",
+    )
+    p.add_argument(
+        "--difficulties",
+        default="1",
+        help="ImageNet-P difficulties, e.g. 1,2,3 (mFR / mT5D are at 1; noise difficulties 2 "
+        "and 3 are their own datasets, <name>_2 / <name>_3; others are frame strides)",
     )
     p.add_argument("--severities", default="1,2,3,4,5", help="comma-separated severities in 1..5")
     p.add_argument(
@@ -219,6 +226,7 @@ def parse_args(argv: list[str] | None = None) -> EvalConfig:
         imagenet_c=ns.imagenet_c,
         imagenet_p=ns.imagenet_p,
         perturbations=ns.perturbations,
+        difficulties=_difficulties(ns.difficulties),
         corruptions=corruptions,
         severities=severities,
         limit=ns.limit,
@@ -237,6 +245,15 @@ def parse_args(argv: list[str] | None = None) -> EvalConfig:
         figures=not ns.no_figures,
         progress=not ns.no_progress,
     )
+
+
+def _difficulties(spec: str) -> tuple[int, ...]:
+    from ..perturbations import resolve_difficulties
+
+    try:
+        return resolve_difficulties(int(d) for d in spec.split(",") if d.strip())
+    except ValueError as exc:
+        raise ValueError(f"--difficulties {spec!r}: expected some of 1,2,3 ({exc})") from exc
 
 
 def result_files(flag: str, path: Path) -> list[tuple[Path, str]]:

@@ -290,6 +290,7 @@ def run_imagenet_p(cfg: EvalConfig, ctx: DistContext) -> Path | None:
         io.model.eval().to(device),
         cfg.imagenet_p,
         perturbations=_perturbations(cfg),
+        difficulties=cfg.difficulties,
         device=device,
         precision=cfg.precision,
         batch_size=cfg.batch_size or (256 if device.type == "cuda" else 32),
