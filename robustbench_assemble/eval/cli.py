@@ -5,7 +5,8 @@
         [--severities 1,2] [--limit N] [--batch-size N] [--workers N] [--device D]
         [--precision fp32|bf16|fp16] [--out DIR] [--source files|on-the-fly] [--seed N]
         [--resize-policy P] [--decode cpu|gpu] [--compare FILE ...]
-        [--baseline PATH ...] [--no-figures]
+        [--baseline PATH ...] [--perturbations P] [--difficulties 1,2,3] [--list-models]
+        [--no-figures] [--no-progress]
 
 With no data flag at all it evaluates the embedded smoke sample (five scikit-image photos,
 corruptions computed on the fly): a pipeline check that runs anywhere in a few minutes.
