@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from . import metrics, reporting
 from .corruptions.params import COMMON, CORRUPTIONS, SEVERITIES
@@ -174,6 +175,10 @@ def error_severity_figure(
     axes[0].set_ylabel("top-1 error (%)")
     axes[-1].set_xlabel("severity")
     handles, labels = axes[0].get_legend_handles_labels()
+    if any(reporting.clean_error_from_frame(df, m) is not None for m in models):
+        # the dotted lines need a key too: one neutral entry for all models
+        handles.append(Line2D([], [], linestyle=":", linewidth=1, color=BASELINE_COLOR))
+        labels.append("clean error (dotted, model's colour)")
     fig.legend(
         handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize="small"
     )

@@ -104,8 +104,10 @@ def test_error_curves(frame):
     )
     sub = frame[(frame["model"] == "model_b") & (frame["corruption"] == "fog")]
     np.testing.assert_allclose(lines["model_b"].get_ydata(), 100 * sub["top1_error"].to_numpy())
-    # clean error of model_a as a horizontal line
+    # clean error of model_a as a horizontal line, with a key in the figure legend
     assert any(np.allclose(line.get_ydata(), 24.0) for line in fog.get_lines())
+    keys = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert any(k.startswith("clean error") for k in keys)
 
 
 def test_flip_probability_bars():
