@@ -770,6 +770,7 @@ def test_torchvision_model_through_the_cli(tmp_path, capsys):
     report = json.loads((out / "torchvision:resnet18" / "clean.json").read_text())
     assert report["model"] == "torchvision:resnet18" and report["clean"]["n"] == 5
     assert report["config"]["trained_weights"] is True
+    assert report["footnote"].startswith("SMOKE SAMPLE")  # clean.json says what it is too
 
 
 def test_unknown_model_error_suggests_close_names(tmp_path, capsys):

@@ -124,12 +124,17 @@ def write_clean_only(results: CResults, cfg: EvalConfig) -> Path:
         raise ValueError("--corruptions none needs clean images: pass --data VAL_DIR")
     path = cfg.out / results.model / "clean.json"
     path.parent.mkdir(parents=True, exist_ok=True)
+    config = config_dict(cfg, results)
+    footnote, notes = protocol_departures(config, [c.n], "imagenet_c")
+    smoke = SMOKE_FOOTNOTE if results.meta.get("smoke_sample") else None
     entry = {
         "model": results.model,
         "clean": {"n": c.n, "top1_correct": c.correct1, "top5_correct": c.correct5},
         "clean_acc": c.top1,
         "clean_top5_acc": c.top5,
-        "config": config_dict(cfg, results),
+        "footnote": " ".join(t for t in (smoke, footnote) if t) or None,
+        "notes": notes,
+        "config": config,
         "data_fingerprint": results.meta.get("data_fingerprint"),
     }
     atomic_write_json(path, entry)
