@@ -221,5 +221,6 @@ def evaluate_imagenet_p(
                     "frames_per_video": int(top5.shape[1]),
                     "source": where,
                     "codec": dataset.codec,
+                    "origin": dataset.origin,
                 }
     return results

@@ -317,6 +317,7 @@ def run_imagenet_p(cfg: EvalConfig, ctx: DistContext) -> Path | None:
         "resize_policy": io.resize_policy,
         "preprocessing": io.preprocessing.as_dict(),
         "codecs": sorted({v["codec"] for v in raw.values()}),
+        "origins": sorted({v["origin"] for v in raw.values()}),
         "fp_baseline": str(baseline) if baseline else "alexnet",
         "weights": str(cfg.weights) if cfg.weights else None,
         "state_dict_sha256": weights_hash,
