@@ -13,9 +13,7 @@ make_imagenet_p (rerun the command; finished files are skipped, partial ones con
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +27,7 @@ from .perturbations.storage import (
     encode_chunk,
     existing_complete,
     h5_path,
+    producer_pool,
     write_sequences,
 )
 
@@ -40,11 +39,6 @@ def decode(job: tuple[int, str, int]) -> tuple[int, bytes]:
     if video.shape != (frames, 224, 224, 3):
         raise ValueError(f"{path}: expected {frames} frames of 224x224x3, got {video.shape}")
     return index, encode_chunk(video)
-
-
-def _ignore_sigint() -> None:
-    """Workers leave Ctrl-C to the main process, which stops the pool (the run resumes)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def import_tree(
@@ -76,8 +70,7 @@ def import_tree(
         )
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    pool = mp.get_context("spawn").Pool(workers, initializer=_ignore_sigint) if workers else None
-    try:
+    with producer_pool(workers) as pool:
         for name, d in chosen:
             path = h5_path(out, name, d)
             settings = {"source": "mp4", "seed": -1, "codec": RELEASED_CODEC}
@@ -102,14 +95,6 @@ def import_tree(
             written.append(
                 write_sequences(writer, results, total=len(videos), unit="video", progress=progress)
             )
-    except BaseException:
-        if pool is not None:
-            pool.terminate()  # interrupted or failed: do not wait for queued sequences
-        raise
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
     return written
 
 

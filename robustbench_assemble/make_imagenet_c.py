@@ -20,8 +20,7 @@ of the class-interleaved image order, so runs on the same device with the same
 a prefix of a larger one; a cell continues with another ``--limit`` only then, else one batch
 would mix two random streams, so that is refused). CPU and CUDA (and numpy and torch) outputs
 of the *random* corruptions differ: they draw different random numbers from the same
-distributions. The
-backend, device, seed and batch size of each cell are recorded in
+distributions. The backend, device, seed and batch size of each cell are recorded in
 ``<out>/<corruption>/<severity>.json`` and a resumed run with other settings is refused.
 
 Resuming. Every file is written under a temporary name in its folder and renamed when complete,

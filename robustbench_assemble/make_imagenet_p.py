@@ -14,8 +14,8 @@ Stored as released: by default every sequence goes through the release's video c
 (ffmpeg libx264 with the reference's settings) and is stored as decoded, because AlexNet's
 published flip probabilities were measured on those frames and the codec moves FP (noise:
 -20 to -40 %, docs/FIDELITY.md; :mod:`robustbench_assemble.perturbations.codec`; the HDF5
-attribute ``codec`` records it). ``--codec none`` stores the lossless frames (faster; the evaluation
-then notes that its mFR is not comparable to the published AlexNet baseline).
+attribute ``codec`` records it). ``--codec none`` stores the lossless frames (faster; the
+evaluation then notes that its mFR is not comparable to the published AlexNet baseline).
 
 Deterministic: the random draws of a sequence depend only on ``--seed``, the image's relative
 path, the perturbation and the difficulty (not on worker count or order). Resumable: rerun the
@@ -34,9 +34,7 @@ records which was used, and a partial file is only continued by the same one.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
-import signal
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -51,6 +49,7 @@ from .perturbations.storage import (
     encode_chunk,
     existing_complete,
     h5_path,
+    producer_pool,
     write_sequences,
 )
 
@@ -75,12 +74,10 @@ def produce(job: Job) -> tuple[int, bytes]:
 
 def _init_worker() -> None:
     """One process per core: no nested thread pools (make_sequence splits its frames over
-    ``torch.get_num_threads()`` threads, and tilt sets OpenCV's pool to as many). Ctrl-C is the
-    main process's to handle (it stops the pool; the partial file resumes)."""
+    ``torch.get_num_threads()`` threads, and tilt sets OpenCV's pool to as many)."""
     import cv2
     import torch  # already imported by the package: OMP_NUM_THREADS would be too late
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
 
@@ -187,8 +184,8 @@ def generate(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker) if workers else None
-    try:
+    filenames = [s.relpath for s in samples]
+    with producer_pool(workers, _init_worker) as pool:
         for name, d in dataset_jobs(names, diffs):
             on_gpu = name in torch_names
             path = h5_path(out, name, d)
@@ -197,7 +194,6 @@ def generate(
                 "generator": CUDA_GENERATOR if on_gpu else CPU_GENERATOR,
                 "codec": CODEC_ATTRS[codec],
             }
-            filenames = [s.relpath for s in samples]
             if existing_complete(path, settings, filenames):
                 written.append(path)
                 continue
@@ -220,14 +216,6 @@ def generate(
             written.append(
                 write_sequences(writer, results, total=len(samples), unit="seq", progress=progress)
             )
-    except BaseException:
-        if pool is not None:
-            pool.terminate()  # interrupted or failed: do not wait for queued sequences
-        raise
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
     return written
 
 

@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 from ..perturbations.codec import RELEASED_CODEC
 from ..perturbations.params import dataset_name, num_frames, parse_dataset_name, source_difficulty
 from ..perturbations.storage import PARTIAL_SUFFIX, h5_path, is_complete, stored_attr
-from .imagenet import class_order
+from .imagenet import Sample, class_order, fingerprint
 
 MP4_EXTENSION = ".mp4"
 #: HDF5 attributes that say which frames a file holds (with its size: its fingerprint).
@@ -188,7 +188,9 @@ class MP4Sequences(Dataset):
     @property
     def fingerprint(self) -> str:
         """Relative paths and byte sizes of the videos (part of prediction caches)."""
-        return _digest((f, p.stat().st_size) for f, p in zip(self.filenames, self.paths))
+        return fingerprint(
+            Sample(f, p, label) for f, p, label in zip(self.filenames, self.paths, self.labels)
+        )
 
     def __len__(self) -> int:
         return len(self.paths)

@@ -287,7 +287,6 @@ def resolve_baselines(paths: list[Path]) -> tuple[Path | None, Path | None]:
     A folder contributes its ``imagenet_c.json`` / ``imagenet_p.json``; a file is classified by
     its ``dataset`` field. Two files of the same kind, or none of a usable kind, is an error.
     """
-
     found: dict[str, Path] = {}
     for path in paths:
         for f, dataset in result_files("--baseline", path):

@@ -63,13 +63,8 @@ def resolve_device(
                 f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible"
             )
     elif device.type in ("mps", "xpu"):
-        backend = getattr(torch.backends, "mps", None) if device.type == "mps" else None
-        available = (
-            backend.is_available()
-            if backend is not None
-            else getattr(getattr(torch, device.type, None), "is_available", lambda: False)()
-        )
-        if not available:
+        backend = torch.backends.mps if device.type == "mps" else getattr(torch, "xpu", None)
+        if backend is None or not backend.is_available():
             raise ValueError(f"--device {spec}: {device.type} is not available on this machine")
     elif device.type != "cpu":
         raise ValueError(f"--device {spec!r}: expected cpu or cuda[:N]")

@@ -28,6 +28,16 @@ def config_dict(cfg: EvalConfig, results: CResults) -> dict[str, Any]:
     }
 
 
+def departures(results: CResults, config: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """(footnote, notes) of a run (:func:`~.protocol.protocol_departures` over its cells'
+    sizes), the smoke sample's own footnote first."""
+    sizes = [v.n for v in results.cells.values()]
+    sizes += [results.clean.n] if results.clean is not None else []
+    footnote, notes = protocol_departures(config, sizes, "imagenet_c")
+    smoke = SMOKE_FOOTNOTE if results.meta.get("smoke_sample") else None
+    return " ".join(t for t in (smoke, footnote) if t) or None, notes
+
+
 def build_report(results: CResults, cfg: EvalConfig) -> dict:
     """The ``imagenet_c.json`` content (built by :mod:`robustbench_assemble.reporting`)."""
     from .. import reporting
@@ -37,10 +47,7 @@ def build_report(results: CResults, cfg: EvalConfig) -> dict:
     }
     clean = results.clean
     config = config_dict(cfg, results)
-    sizes = [v.n for v in results.cells.values()] + ([clean.n] if clean is not None else [])
-    footnote, notes = protocol_departures(config, sizes, "imagenet_c")
-    smoke = SMOKE_FOOTNOTE if results.meta.get("smoke_sample") else None
-    footnote = " ".join(t for t in (smoke, footnote) if t) or None
+    footnote, notes = departures(results, config)
     return reporting.build_imagenet_c_report(
         results.model,
         counts,
@@ -89,9 +96,7 @@ def summary(results: CResults, report: dict, paths: dict[str, Path]) -> str:
         lines.append("  SMOKE SAMPLE: a pipeline check on 5 photos, not an ImageNet result")
     if not results.meta.get("trained_weights"):
         lines.append("  WARNING: untrained weights (random init): chance-level numbers")
-    sizes = [v.n for v in results.cells.values()]
-    sizes += [results.clean.n] if results.clean is not None else []
-    _, notes = protocol_departures(d["config"], sizes, "imagenet_c")
+    _, notes = departures(results, d["config"])
     lines += [f"  {n}" for n in notes if not n.startswith("UNTRAINED")]
     if results.clean is not None:
         c = results.clean
@@ -125,14 +130,13 @@ def write_clean_only(results: CResults, cfg: EvalConfig) -> Path:
     path = cfg.out / results.model / "clean.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     config = config_dict(cfg, results)
-    footnote, notes = protocol_departures(config, [c.n], "imagenet_c")
-    smoke = SMOKE_FOOTNOTE if results.meta.get("smoke_sample") else None
+    footnote, notes = departures(results, config)
     entry = {
         "model": results.model,
         "clean": {"n": c.n, "top1_correct": c.correct1, "top5_correct": c.correct5},
         "clean_acc": c.top1,
         "clean_top5_acc": c.top5,
-        "footnote": " ".join(t for t in (smoke, footnote) if t) or None,
+        "footnote": footnote,
         "notes": notes,
         "config": config,
         "data_fingerprint": results.meta.get("data_fingerprint"),

@@ -16,12 +16,11 @@ gives different frames for the same input depending on what it encoded before (m
 PyAV's libx264: 60 % of the values of a rotate sequence differ, mean 1.0 level, as much as the
 codec error itself; docs/FIDELITY.md), while a fresh process is reproducible. Our output equals
 the reference's own command (PNG files -> ffmpeg -> MP4 -> decoded) bit for bit
-(tests/test_codec.py). One encoder
-thread (``-threads 1``): x264's output depends on its thread count, so the release's exact
-bytes (ffmpeg's default, a thread per core) are not reproducible on another machine anyway;
-with one thread ours are, whatever the machine or worker count. The raw H.264 stream is decoded
-by FFmpeg through PyAV, as :func:`robustbench_assemble.datasets.imagenet_p.read_mp4` decodes
-the release.
+(tests/test_codec.py). One encoder thread (``-threads 1``): x264's output depends on its
+thread count, so the release's exact bytes (ffmpeg's default, a thread per core) are not
+reproducible on another machine anyway; with one thread ours are, whatever the machine or
+worker count. The raw H.264 stream is decoded by FFmpeg through PyAV, as
+:func:`robustbench_assemble.datasets.imagenet_p.read_mp4` decodes the release.
 """
 
 from __future__ import annotations

@@ -26,10 +26,14 @@ Chunks are deflated by the producers (``encode_chunk``) and stored with
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing as mp
+import multiprocessing.pool
 import os
+import signal
 import warnings
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import h5py
@@ -109,6 +113,35 @@ def existing_complete(
                     f"run ({len(filenames)}): same --src and --limit, or another --out"
                 )
     return True
+
+
+def _producer_init(initializer: Callable[[], None] | None) -> None:
+    """Worker start: Ctrl-C is the main process's to handle (it stops the pool; the partial
+    file resumes), then the caller's own set-up."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if initializer is not None:
+        initializer()
+
+
+@contextlib.contextmanager
+def producer_pool(
+    workers: int, initializer: Callable[[], None] | None = None
+) -> Iterator[mp.pool.Pool | None]:
+    """The spawned worker processes that compute chunks for :func:`write_sequences` (None for
+    ``workers == 0``: the caller produces in-process). On an interrupt or error the pool is
+    terminated, not drained, so Ctrl-C stops at once; either way it is joined."""
+    if not workers:
+        yield None
+        return
+    pool = mp.get_context("spawn").Pool(workers, _producer_init, (initializer,))
+    try:
+        yield pool
+    except BaseException:
+        pool.terminate()  # interrupted or failed: do not wait for queued sequences
+        raise
+    finally:
+        pool.close()
+        pool.join()
 
 
 def write_sequences(
