@@ -173,6 +173,45 @@ def test_limit_50_clean_matches_torchvision_loop(sample_dir, lite0, tmp_path):
     )
 
 
+def test_clean_resize_tf1_matches_a_tf_geometry_loop_and_rekeys_the_cache(
+    sample_dir, lite0, tmp_path
+):
+    """``--clean-resize tf1``: the counts of a plain loop over ``tf_resize_center_crop``
+    (oracle-tested against TensorFlow, tests/test_tf_resize.py) on the same 50 images, float
+    pixels all the way; and a clean cell cached by a torchvision-geometry run is not reused."""
+    from robustbench_assemble.datasets.imagenet import index_folder, select_subset
+    from robustbench_assemble.models.tf_resize import tf_resize_center_crop
+
+    argv = ["--model", MODEL, "--data", str(sample_dir), "--limit", "50", "--out", str(tmp_path)]
+    argv += ["--corruptions", "none", "--no-figures", "--no-progress", "--workers", "2"]
+    assert main(argv) == 0  # the model's own geometry (torchvision) fills the cache first
+    assert main([*argv, "--clean-resize", "tf1"]) == 0
+    result = json.loads((tmp_path / MODEL / "clean.json").read_text())
+    key = json.loads((tmp_path / MODEL / "cache" / "clean.json").read_text())["key"]
+    assert key["preprocessing"]["resize_backend"] == "tf1"
+
+    def tf1(image):
+        pixels = tf_resize_center_crop(np.asarray(image), 256, 224)
+        return _lite0_normalize()(torch.from_numpy(pixels).permute(2, 0, 1) / 255)
+
+    _, samples = index_folder(sample_dir)
+    chosen = [(s.path, s.label) for s in select_subset(samples, 50)]
+    clean = result["clean"]
+    assert (clean["n"], clean["top1_correct"], clean["top5_correct"]) == _independent_counts(
+        lite0, chosen, tf1
+    )
+
+
+def test_clean_resize_refuses_what_the_model_cannot_take(capsys):
+    pytest.importorskip("timm")
+    # a bicubic model: TF's resize is bilinear only
+    argv = ["--model", "timm:vit_tiny_patch16_224", "--clean-resize", "tf1", "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--clean-resize tf1 does not fit timm:vit_tiny_patch16_224" in err
+    assert "interpolation must be 'bilinear'" in err
+
+
 @pytest.mark.slow
 def test_full_sample_clean_top1_is_87_9(sample_dir, tmp_path):
     """README of the sample: EfficientNet-Lite0 gets 879/1000 top-1 (an independent script)."""

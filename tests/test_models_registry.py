@@ -538,8 +538,11 @@ def test_normalize_batch_matches_torchvision_normalize(order: str) -> None:
     half = normalize_batch(x, pre, dtype=torch.float16, channels_last=True)
     assert half.dtype == torch.float16 and half.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(half.float(), expected, atol=2e-3, rtol=1e-3)
-    with pytest.raises(ValueError, match="uint8"):
-        normalize_batch(x.float(), pre)
+    # float32 on the same 0..255 scale (the tf1 clean pixels) gives the same result
+    torch.testing.assert_close(normalize_batch(x.float(), pre), expected, atol=1e-6, rtol=0)
+    for dtype in (torch.float64, torch.float16, torch.int32):
+        with pytest.raises(ValueError, match="uint8 or float32"):
+            normalize_batch(x.to(dtype), pre)
 
 
 def test_tf_mean_only_preprocessing_is_rgb_minus_mean() -> None:

@@ -2,9 +2,10 @@
 
 Each file holds the counts of one finished cell (clean, or one corruption x severity) and the
 *key* they were computed with: model and weights hash, precision, limit, source, seed, resize
-policy and the data fingerprint. A file is reused only when its key equals the current key
-exactly, so a run killed at any point (even SIGKILL) and started again ends with the numbers
-of an uninterrupted run, and changing any setting that could change a number recomputes.
+policy, the model's preprocessing (``--clean-resize``) and the data fingerprint. A file is
+reused only when its key equals the current key exactly, so a run killed at any point (even
+SIGKILL) and started again ends with the numbers of an uninterrupted run, and changing any
+setting that could change a number recomputes.
 Files are written atomically (temp name + ``os.replace``); a killed writer leaves at most a
 hidden ``.tmp`` file, which is ignored and removed at the next start.
 """

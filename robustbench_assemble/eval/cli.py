@@ -4,7 +4,7 @@
         [--imagenet-c DIR] [--imagenet-p DIR] [--corruptions a,b|common|all]
         [--severities 1,2] [--limit N] [--batch-size N] [--workers N] [--device D]
         [--precision fp32|bf16|fp16] [--out DIR] [--source files|on-the-fly] [--seed N]
-        [--resize-policy P] [--decode cpu|gpu] [--compare FILE ...]
+        [--resize-policy P] [--clean-resize torchvision|tf1] [--decode cpu|gpu] [--compare FILE ...]
         [--baseline PATH ...] [--perturbations P] [--difficulties 1,2,3] [--list-models]
         [--no-figures] [--no-progress]
 
@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from ..corruptions.params import resolve_names, resolve_severities
+from ..models.registry import RESIZE_BACKENDS
 from ..threads import available_cores
 from .loop import PRECISIONS
 from .sources import DECODERS, SOURCES
@@ -52,6 +53,7 @@ class EvalConfig:
     source: str | None = None
     seed: int = 0
     resize_policy: str | None = None
+    clean_resize: str | None = None  # Preprocessing.resize_backend override (None: the model's)
     decode: str = "cpu"
     compare: tuple[Path, ...] = ()
     baseline_c: Path | None = None  # measured AlexNet imagenet_c.json (None: published table)
@@ -159,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the model's; the reference feeds the 224 frames as they are)",
     )
     p.add_argument(
+        "--clean-resize",
+        choices=RESIZE_BACKENDS,
+        help="how clean val images are resized and cropped (default: the model's): torchvision "
+        "= PIL Resize + CenterCrop (torchvision/timm models); tf1 = the TF 1.x eval graph of "
+        "clovaai/assembled-cnn, where the assembled family's published top-1 was measured",
+    )
+    p.add_argument(
         "--decode",
         default="cpu",
         choices=DECODERS,
@@ -239,6 +248,7 @@ def parse_args(argv: list[str] | None = None) -> EvalConfig:
         source=ns.source,
         seed=ns.seed,
         resize_policy=ns.resize_policy,
+        clean_resize=ns.clean_resize,
         decode=ns.decode,
         compare=tuple(ns.compare),
         baseline_c=baseline_c,

@@ -9,6 +9,7 @@ when the model's input size is not 224 (the reference feeds the 224 frames as th
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,13 +36,25 @@ class ModelIO:
     frame_prepare: Prepare
 
 
-def load_model(name: str, weights: Path | None = None, resize_policy: str | None = None) -> ModelIO:
+def load_model(
+    name: str,
+    weights: Path | None = None,
+    resize_policy: str | None = None,
+    clean_resize: str | None = None,
+) -> ModelIO:
     """Build ``name`` (with ``weights`` if given) and its input pipeline: any name
     :func:`~robustbench_assemble.models.create_model` takes (registered names,
     ``torchvision:<name>``, ``timm:<name>``); an unknown one raises ``UnknownModelError`` (a
-    ``ValueError``) with close matches."""
+    ``ValueError``) with close matches. ``clean_resize`` replaces the model's
+    ``Preprocessing.resize_backend`` (``--clean-resize``)."""
     model = create_model(name, weights=str(weights) if weights is not None else None)
     prep: Preprocessing = model.preprocessing
+    if clean_resize is not None and clean_resize != prep.resize_backend:
+        try:
+            prep = dataclasses.replace(prep, resize_backend=clean_resize)
+        except ValueError as e:
+            raise ValueError(f"--clean-resize {clean_resize} does not fit {name}: {e}") from None
+        model.preprocessing = prep
     entry = registered().get(name)  # None for torchvision: / timm: names
     trained = weights is not None or (entry is not None and entry.pretrained is not None)
     num_classes = _num_classes(model)

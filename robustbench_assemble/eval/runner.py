@@ -93,7 +93,9 @@ def run_imagenet_c(cfg: EvalConfig, ctx: DistContext) -> CResults:
     device = ctx.device
     check_precision(cfg.precision, device)
     torch.manual_seed(cfg.seed)  # a model without weights is a reproducible random init
-    io = load_model(cfg.model, cfg.weights, resize_policy=cfg.resize_policy)
+    io = load_model(
+        cfg.model, cfg.weights, resize_policy=cfg.resize_policy, clean_resize=cfg.clean_resize
+    )
     model = prepare_model(io.model, device)
     source = build_source(cfg, io, device)
     cells = cells_of(cfg, source)
@@ -119,6 +121,7 @@ def run_imagenet_c(cfg: EvalConfig, ctx: DistContext) -> CResults:
         "limit": cfg.limit,
         "source": source.kind,
         "resize_policy": io.resize_policy,
+        "preprocessing": io.preprocessing.as_dict(),
         "package_version": __version__,
         "code": code_fingerprint(),
     }
@@ -272,7 +275,9 @@ def run_imagenet_p(cfg: EvalConfig, ctx: DistContext) -> Path | None:
     device = ctx.device
     check_precision(cfg.precision, device)
     torch.manual_seed(cfg.seed)
-    io = load_model(cfg.model, cfg.weights, resize_policy=cfg.resize_policy)
+    io = load_model(
+        cfg.model, cfg.weights, resize_policy=cfg.resize_policy, clean_resize=cfg.clean_resize
+    )
     if not io.trained:
         warn_untrained(cfg.model)
     weights_hash = state_dict_sha256(io.model)

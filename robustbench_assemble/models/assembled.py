@@ -437,11 +437,12 @@ _TF_STD = (1 / 255, 1 / 255, 1 / 255)
 # (224 -> 256, 256 -> 292); crop_type 1 ("imagenet_224_256a", R152) to size + 1 (257). The mCE
 # scripts of both assembled models read `validation_292_256` (scripts/eval_assemble*_mCE_on_
 # imagenet.sh), so R152's corruptions are computed at 292 -> 256 although its clean crop is 257.
-TF_224 = Preprocessing(input_size=224, resize=256, mean=_TF_MEAN, std=_TF_STD)
-TF_256 = Preprocessing(input_size=256, resize=292, mean=_TF_MEAN, std=_TF_STD)
-TF_256A = Preprocessing(
-    input_size=256, resize=257, mean=_TF_MEAN, std=_TF_STD, corruption_resize=292
-)
+# Clean images go through the TF graph's own resize and crop (resize_backend "tf1"): the
+# published top-1 of these models was measured that way.
+_TF = {"mean": _TF_MEAN, "std": _TF_STD, "resize_backend": "tf1"}
+TF_224 = Preprocessing(input_size=224, resize=256, **_TF)
+TF_256 = Preprocessing(input_size=256, resize=292, **_TF)
+TF_256A = Preprocessing(input_size=256, resize=257, corruption_resize=292, **_TF)
 
 PREPROCESSING: dict[str, Preprocessing] = {
     "resnet50": Preprocessing(),  # torchvision weights: 256 -> 224, ImageNet mean/std

@@ -23,6 +23,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 INTERPOLATIONS = ("nearest", "nearest-exact", "bilinear", "bicubic", "box", "hamming", "lanczos")
 #: Channel orders a model may expect.
 CHANNEL_ORDERS = ("RGB", "BGR")
+#: How clean images are resized and cropped (:class:`Preprocessing` ``resize_backend``).
+RESIZE_BACKENDS = ("torchvision", "tf1")
 
 
 def _triple(value: float | Sequence[float], what: str) -> tuple[float, float, float]:
@@ -43,8 +45,13 @@ class Preprocessing:
     RGB minus (123.68, 116.78, 103.94)) is ``mean=(123.68/255, ...)``, ``std=(1/255,)*3``.
 
     Clean images: short side resized to ``resize`` (``interpolation``), centre crop
-    ``input_size``. ImageNet-C/P frames are already 224x224 and are not resized again unless the
-    model's ``input_size`` differs (see ``robustbench_assemble.models.transforms.adapt_frames``).
+    ``input_size``, by ``resize_backend``: ``"torchvision"`` is torchvision's / timm's
+    ``Resize`` + ``CenterCrop`` (PIL, antialiased, uint8); ``"tf1"`` is the TF 1.x eval graph
+    of clovaai/assembled-cnn, which measured the published top-1 of the assembled family
+    (legacy bilinear without antialiasing, float32 truncated sizes, floor crop offsets, float
+    pixels; ``robustbench_assemble.models.tf_resize``; bilinear only). ImageNet-C/P frames are
+    already 224x224 and are not resized again unless the model's ``input_size`` differs (see
+    ``robustbench_assemble.models.transforms.adapt_frames``).
     ``corruption_resize``: the short side at which resize policy ``native`` corrupts val images
     when the reference did so at another size than its clean evaluation (assemble_r152: clean
     257 -> 256, mCE on ``validation_292_256``); None: ``resize``.
@@ -61,6 +68,7 @@ class Preprocessing:
     std: tuple[float, float, float] = IMAGENET_STD
     channel_order: str = "RGB"
     corruption_resize: int | None = None
+    resize_backend: str = "torchvision"
 
     def __post_init__(self) -> None:
         for what in ("input_size", "resize", "corruption_resize"):
@@ -78,6 +86,16 @@ class Preprocessing:
             raise ValueError(
                 f"Preprocessing.interpolation must be one of {INTERPOLATIONS}, "
                 f"got {self.interpolation!r}"
+            )
+        if self.resize_backend not in RESIZE_BACKENDS:
+            raise ValueError(
+                f"Preprocessing.resize_backend must be one of {RESIZE_BACKENDS}, "
+                f"got {self.resize_backend!r}"
+            )
+        if self.resize_backend == "tf1" and self.interpolation != "bilinear":
+            raise ValueError(
+                "Preprocessing.resize_backend 'tf1' is TF's bilinear resize: interpolation must "
+                f"be 'bilinear', got {self.interpolation!r}"
             )
         if self.channel_order not in CHANNEL_ORDERS:
             raise ValueError(

@@ -3,7 +3,8 @@
 The pipeline is split where the data crosses to the device:
 
 1. :func:`clean_transform` (CPU, in the data loader): PIL image -> Resize + CenterCrop -> uint8
-   CHW tensor. uint8 keeps the host->device copy four times smaller than float32.
+   CHW tensor. uint8 keeps the host->device copy four times smaller than float32 (the ``tf1``
+   backend sends float32: TF's resized pixels are not integers).
 2. :func:`normalize_batch` (any device, batched): /255, channel order, ``(x - mean) / std``,
    dtype, memory format.
 3. :func:`adapt_frames`: what to do when ImageNet-C/P frames (224x224 files) meet a model whose
@@ -15,12 +16,14 @@ from __future__ import annotations
 import functools
 import warnings
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torchvision import transforms as T
 
 from .registry import Preprocessing
+from .tf_resize import tf_resize_center_crop
 
 #: Size of the released ImageNet-C / ImageNet-P frames (Resize(256) + CenterCrop(224)).
 FRAME_SIZE = 224
@@ -68,13 +71,31 @@ class _ToRGB:
         return "ToRGB()"
 
 
-def clean_transform(pre: Preprocessing) -> T.Compose:
-    """PIL image -> ``Resize(pre.resize)`` (short side) + ``CenterCrop(pre.input_size)`` -> uint8
-    CHW tensor, RGB. Normalisation is left to :func:`normalize_batch` on the device.
+class _TFResizeCenterCrop:
+    """RGB PIL image -> float32 CHW tensor on the 0..255 scale by the TF 1.x eval geometry
+    (:func:`~.tf_resize.tf_resize_center_crop`). Picklable, for loader workers."""
 
-    Identical pixels to torchvision's / timm's evaluation transforms (PIL resize, antialias) for
-    the same sizes and interpolation.
+    def __init__(self, resize: int, crop: int) -> None:
+        self.resize, self.crop = resize, crop
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        pixels = tf_resize_center_crop(np.asarray(image), self.resize, self.crop)
+        return torch.from_numpy(pixels).permute(2, 0, 1).contiguous()
+
+    def __repr__(self) -> str:
+        return f"TFResizeCenterCrop(resize={self.resize}, crop={self.crop})"
+
+
+def clean_transform(pre: Preprocessing) -> T.Compose:
+    """PIL image -> ``Resize(pre.resize)`` (short side) + ``CenterCrop(pre.input_size)`` -> CHW
+    tensor, RGB. Normalisation is left to :func:`normalize_batch` on the device.
+
+    ``resize_backend == "torchvision"``: uint8, identical pixels to torchvision's / timm's
+    evaluation transforms (PIL resize, antialias) for the same sizes and interpolation.
+    ``"tf1"``: float32 on the 0..255 scale, TF's pixels (the TF graph never rounds them).
     """
+    if pre.resize_backend == "tf1":
+        return T.Compose([_ToRGB(), _TFResizeCenterCrop(pre.resize, pre.input_size)])
     return T.Compose(
         [
             _ToRGB(),
@@ -102,17 +123,20 @@ def normalize_batch(
     dtype: torch.dtype = torch.float32,
     channels_last: bool = False,
 ) -> torch.Tensor:
-    """uint8 RGB batch ``(N, 3, H, W)`` (or one ``(3, H, W)`` image) -> model input.
+    """RGB batch ``(N, 3, H, W)`` (or one ``(3, H, W)`` image) -> model input.
 
-    ``x / 255``, reorder channels to ``pre.channel_order``, ``(x - mean) / std``. The arithmetic
-    is done in float32 on ``x``'s device and only the result is cast to ``dtype`` (so fp16/bf16
-    inputs are rounded once). ``channels_last`` returns NHWC memory format for 4-D input.
+    ``x`` is uint8, or float32 on the same 0..255 scale (the ``tf1`` clean pixels). ``x / 255``,
+    reorder channels to ``pre.channel_order``, ``(x - mean) / std``. The arithmetic is done in
+    float32 on ``x``'s device and only the result is cast to ``dtype`` (so fp16/bf16 inputs are
+    rounded once). ``channels_last`` returns NHWC memory format for 4-D input.
     """
-    if x.dtype != torch.uint8:
-        raise ValueError(f"normalize_batch expects a uint8 tensor (0..255), got {x.dtype}")
+    if x.dtype not in (torch.uint8, torch.float32):
+        raise ValueError(
+            f"normalize_batch expects a uint8 or float32 tensor on the 0..255 scale, got {x.dtype}"
+        )
     if x.dim() not in (3, 4) or x.shape[-3] != 3:
         raise ValueError(f"normalize_batch expects (N, 3, H, W) or (3, H, W), got {tuple(x.shape)}")
-    y = x.to(torch.float32).div_(255.0)
+    y = x.to(torch.float32, copy=True).div_(255.0)  # never in place on a float32 input
     if pre.channel_order == "BGR":
         y = y.flip(-3)
     mean, std = _mean_std(pre.mean, pre.std, x.device)
