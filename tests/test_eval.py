@@ -189,6 +189,8 @@ def test_clean_resize_tf1_matches_a_tf_geometry_loop_and_rekeys_the_cache(
     result = json.loads((tmp_path / MODEL / "clean.json").read_text())
     key = json.loads((tmp_path / MODEL / "cache" / "clean.json").read_text())["key"]
     assert key["preprocessing"]["resize_backend"] == "tf1"
+    # Lite0's published accuracy is torchvision's geometry: the override is footnoted
+    assert "clean images resized with the tf1 geometry" in result["footnote"]
 
     def tf1(image):
         pixels = tf_resize_center_crop(np.asarray(image), 256, 224)

@@ -135,6 +135,27 @@ def test_partial_with_other_settings_is_refused(mini_val, tmp_path):
                        filenames=["a/x.JPEG"], labels=[0], classes=["a"], seed=2)  # fmt: skip
 
 
+def test_interrupt_while_creating_leaves_no_partial(tmp_path, monkeypatch):
+    """Ctrl-C after the file exists but before its settings are written used to leave a
+    .partial that every later run refused ("started with perturbation=None")."""
+    layout = SequenceWriter._layout
+
+    def interrupted(self, f, labels, classes):
+        f.create_dataset("labels", data=np.zeros(1))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(SequenceWriter, "_layout", interrupted)
+    kwargs = dict(perturbation="rotate", difficulty=1, filenames=["a/x.JPEG"], labels=[0],
+                  classes=["a"], seed=1)  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        SequenceWriter(tmp_path / "rotate.h5", **kwargs)
+    assert list(tmp_path.iterdir()) == []  # neither a .partial nor a temporary file
+    monkeypatch.setattr(SequenceWriter, "_layout", layout)
+    w = SequenceWriter(tmp_path / "rotate.h5", **kwargs)
+    assert w.todo == [0]
+    w.close()
+
+
 def test_unreadable_partial_is_restarted(tmp_path):
     partial = partial_path(tmp_path / "rotate.h5")
     partial.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)  # a torn file

@@ -32,12 +32,29 @@ def test_the_protocol_itself_has_no_footnote_and_no_notes():
         ({"trained_weights": False}, "UNTRAINED"),
         ({"resize_policy": "resize", "preprocessing": {"input_size": 256}}, "adapted"),
         ({"resize_policy": "native", "preprocessing": {"input_size": 256}}, "256px crop"),
+        (
+            {
+                "preprocessing": {"input_size": 224, "resize_backend": "torchvision"},
+                "reference_resize_backend": "tf1",
+            },
+            "clean images resized with the torchvision geometry",
+        ),
     ],
 )
 def test_each_departure_is_in_the_footnote_and_the_notes(change, words):
     footnote, notes = protocol_departures({**PROTOCOL, **change})
     assert words in footnote
     assert any(words in n for n in notes)
+
+
+def test_the_models_own_clean_geometry_is_not_footnoted():
+    for backend in ("torchvision", "tf1"):
+        config = {
+            **PROTOCOL,
+            "preprocessing": {"input_size": 224, "resize_backend": backend},
+            "reference_resize_backend": backend,
+        }
+        assert protocol_departures(config) == (None, [])
 
 
 def test_precision_and_no_op_policies_are_not_footnoted():

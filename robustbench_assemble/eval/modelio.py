@@ -34,6 +34,8 @@ class ModelIO:
     clean_transform: Callable[[Image.Image], torch.Tensor]
     clean_prepare: Prepare
     frame_prepare: Prepare
+    #: the model's own ``resize_backend`` (before a ``--clean-resize`` override)
+    reference_resize_backend: str = "torchvision"
 
 
 def load_model(
@@ -49,6 +51,7 @@ def load_model(
     ``Preprocessing.resize_backend`` (``--clean-resize``)."""
     model = create_model(name, weights=str(weights) if weights is not None else None)
     prep: Preprocessing = model.preprocessing
+    reference_backend = prep.resize_backend
     if clean_resize is not None and clean_resize != prep.resize_backend:
         try:
             prep = dataclasses.replace(prep, resize_backend=clean_resize)
@@ -76,6 +79,7 @@ def load_model(
         clean_transform=transforms.clean_transform(prep),
         clean_prepare=clean_prepare,
         frame_prepare=frame_prepare,
+        reference_resize_backend=reference_backend,
     )
 
 

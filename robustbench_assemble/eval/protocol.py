@@ -52,8 +52,8 @@ def protocol_departures(
 
     Keys read (an absent key is taken as the protocol's setting): ``trained_weights``,
     ``smoke_sample``, ``source``, ``decode``, ``resize_policy``, ``preprocessing``
-    (``input_size``), ``codecs``, ``origins`` and ``fp_baseline`` (ImageNet-P), ``limit``,
-    ``precision``.
+    (``input_size``, ``resize_backend``), ``reference_resize_backend``, ``codecs``,
+    ``origins`` and ``fp_baseline`` (ImageNet-P), ``limit``, ``precision``.
     The smoke sample has its own footnote, so neither its on-the-fly source nor its size is
     repeated. Precision goes to the notes only: a numerical choice of the forward pass, not a
     change of the data.
@@ -86,6 +86,13 @@ def protocol_departures(
             "ImageNet-P frames stored without the release's video compression (make_imagenet_p "
             "--codec none) but divided by AlexNet's flip probabilities, measured on the "
             "compressed release (the codec lowers noise FP by 20-40 %, docs/FIDELITY.md)"
+        )
+    backend = (config.get("preprocessing") or {}).get("resize_backend")
+    reference_backend = config.get("reference_resize_backend")
+    if dataset == "imagenet_c" and backend and reference_backend and backend != reference_backend:
+        departures.append(
+            f"clean images resized with the {backend} geometry (--clean-resize), not the "
+            f"{reference_backend} one the model's published accuracy was measured with"
         )
     size_note = data_size_departure(sizes, dataset, config.get("limit"))
     if size_note and not config.get("smoke_sample"):

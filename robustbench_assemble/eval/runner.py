@@ -217,6 +217,7 @@ def run_imagenet_c(cfg: EvalConfig, ctx: DistContext) -> CResults:
         "seed": cfg.seed,
         "resize_policy": io.resize_policy,
         "preprocessing": io.preprocessing.as_dict(),
+        "reference_resize_backend": io.reference_resize_backend,
         "decode": cfg.decode,
         "weights": str(cfg.weights) if cfg.weights else None,
         "weights_file_sha256": file_sha256(cfg.weights) if cfg.weights and ctx.is_main else None,

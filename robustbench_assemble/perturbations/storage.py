@@ -41,6 +41,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .._version import __version__
+from ..atomic import temp_path_for
 from .codec import CODEC_ATTRS, RELEASED_CODEC
 from .params import CROP, dataset_name, num_frames
 
@@ -274,7 +275,19 @@ class SequenceWriter:
         if len(labels) != n:
             raise ValueError(f"{len(labels)} labels for {n} files")
         self.partial.parent.mkdir(parents=True, exist_ok=True)
-        f = h5py.File(self.partial, "w", libver="latest")
+        # built under a temporary name and renamed once its settings are written: a Ctrl-C in
+        # between must not leave a .partial without them (the next run could not resume it)
+        tmp = temp_path_for(self.partial)
+        try:
+            with h5py.File(tmp, "w", libver="latest") as f:
+                self._layout(f, labels, classes)
+            os.replace(tmp, self.partial)
+        finally:
+            tmp.unlink(missing_ok=True)
+        self.file = h5py.File(self.partial, "r+", libver="latest")
+
+    def _layout(self, f: h5py.File, labels: Sequence[int], classes: Sequence[str]) -> None:
+        n = len(self.filenames)
         shape = (n, self.frames, CROP, CROP, 3)
         f.create_dataset(
             "frames",
@@ -296,8 +309,6 @@ class SequenceWriter:
         f.attrs["package_version"] = __version__
         f.attrs["compression"] = f"gzip level {COMPRESSION_LEVEL}, one chunk per sequence"
         f.attrs["complete"] = False
-        f.flush()
-        self.file = f
 
     def write(self, index: int, chunk: bytes | np.ndarray) -> None:
         """Store sequence ``index`` (encoded bytes from :func:`encode_chunk`, or frames)."""
