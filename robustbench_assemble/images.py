@@ -92,14 +92,37 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
         raise ImageReadError(f"{path}: cannot read image ({exc})") from exc
 
 
-def resize_short_side(image: Image.Image, size: int = 256) -> Image.Image:
+#: How a frame's resize and centre crop are rounded. ``"torchvision"``: ``Resize`` +
+#: ``CenterCrop`` (long side ``int(size * long / short)``, offsets ``round((n - crop) / 2)``,
+#: half to even), the arithmetic of Hendrycks' released ImageNet-C. ``"clovaai"``:
+#: ``resize_and_center_crop`` of clovaai/assembled-cnn's ``CE_validation_generator.py`` (long
+#: side ``int(size * (long / short))``, offsets ``int((n - crop) / 2)``, floored), which made the
+#: assembled models' mCE data (``validation_292_256``). Same PIL bilinear resize in both; the
+#: crops differ by one pixel along the long side when ``n % 4 == 3`` (117 of the 1,000 sample
+#: photos at 292 -> 256, docs/FIDELITY.md).
+GEOMETRIES = ("torchvision", "clovaai")
+
+
+def check_geometry(geometry: str) -> str:
+    """Validate a frame geometry name (ValueError listing :data:`GEOMETRIES`)."""
+    if geometry not in GEOMETRIES:
+        raise ValueError(f"geometry must be one of {GEOMETRIES}, got {geometry!r}")
+    return geometry
+
+
+def resize_short_side(
+    image: Image.Image, size: int = 256, geometry: str = "torchvision"
+) -> Image.Image:
     """torchvision ``Resize(size)`` on a PIL image: short side to ``size``, bilinear, PIL.
 
     Same arithmetic as torchvision (long side = int(size * long / short)), reproduced here so the
-    generators do not depend on torchvision's transforms API.
+    generators do not depend on torchvision's transforms API; or clovaai's (``geometry``, see
+    :data:`GEOMETRIES`).
     """
     w, h = image.size
-    if w <= h:
+    if check_geometry(geometry) == "clovaai":
+        new_w, new_h = (size, int(size * (h / w))) if h > w else (int(size * (w / h)), size)
+    elif w <= h:
         new_w, new_h = size, int(size * h / w)
     else:
         new_w, new_h = int(size * w / h), size
@@ -108,21 +131,31 @@ def resize_short_side(image: Image.Image, size: int = 256) -> Image.Image:
     return image.resize((new_w, new_h), Image.BILINEAR)
 
 
-def center_crop(image: Image.Image, size: int = 224) -> Image.Image:
-    """torchvision ``CenterCrop(size)`` on a PIL image (same rounding of the offsets)."""
+def center_crop(image: Image.Image, size: int = 224, geometry: str = "torchvision") -> Image.Image:
+    """torchvision ``CenterCrop(size)`` on a PIL image (same rounding of the offsets), or
+    clovaai's floored offsets (``geometry``, see :data:`GEOMETRIES`)."""
     w, h = image.size
     if w < size or h < size:
         raise ValueError(f"image of size {w}x{h} is smaller than the {size} crop")
-    left = int(round((w - size) / 2.0))
-    top = int(round((h - size) / 2.0))
+    if check_geometry(geometry) == "clovaai":
+        left, top = int((w - size) / 2), int((h - size) / 2)
+    else:
+        left = int(round((w - size) / 2.0))
+        top = int(round((h - size) / 2.0))
     return image.crop((left, top, left + size, top + size))
 
 
-def resize_center_crop(image: Image.Image, resize: int = 256, crop: int = 224) -> np.ndarray:
-    """Resize(resize) + CenterCrop(crop) -> HxWx3 uint8: the ImageNet-C generation protocol."""
-    return np.asarray(center_crop(resize_short_side(image, resize), crop), dtype=np.uint8)
+def resize_center_crop(
+    image: Image.Image, resize: int = 256, crop: int = 224, geometry: str = "torchvision"
+) -> np.ndarray:
+    """Resize(resize) + CenterCrop(crop) -> HxWx3 uint8: the ImageNet-C generation protocol
+    (``geometry``: whose rounding, see :data:`GEOMETRIES`)."""
+    image = resize_short_side(image, resize, geometry)
+    return np.asarray(center_crop(image, crop, geometry), dtype=np.uint8)
 
 
-def load_benchmark_image(path: str | os.PathLike, resize: int = 256, crop: int = 224) -> np.ndarray:
+def load_benchmark_image(
+    path: str | os.PathLike, resize: int = 256, crop: int = 224, geometry: str = "torchvision"
+) -> np.ndarray:
     """``load_rgb`` + ``resize_center_crop``: the 224x224 uint8 array ImageNet-C corrupts."""
-    return resize_center_crop(load_rgb(path), resize, crop)
+    return resize_center_crop(load_rgb(path), resize, crop, geometry)

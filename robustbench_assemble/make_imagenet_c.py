@@ -3,11 +3,21 @@
     python -m robustbench_assemble.make_imagenet_c --src VAL_DIR [--out corruptions]
         [--corruptions common|all|extra|a,b] [--severities 1,2] [--seed 0] [--workers N]
         [--device cpu|cuda] [--backend numpy|torch] [--batch-size 64] [--limit N] [--strict]
+        [--resize 256] [--crop 224] [--geometry torchvision|clovaai]
 
 Each val image ``<wnid>/<file>`` is read as RGB, resized (short side 256, bilinear) and centre
 cropped to 224 exactly as torchvision's ``Resize(256)`` + ``CenterCrop(224)``, corrupted, and
 saved with PIL ``quality=85, optimize=True`` at ``<out>/<corruption>/<severity>/<wnid>/<file>``
 (the released layout, source name kept).
+
+Other frame sizes: clovaai/assembled-cnn evaluated its 256-input models on ImageNet-C that it
+regenerated with its ``CE_validation_generator.py --RESIZE_SIZE 292 --CROP_SIZE 256`` (data dir
+``validation_292_256``): the same corruption code with every 224 replaced by the crop size, the
+same q85 save, and its own rounding of the resize and crop. ``--resize 292 --crop 256
+--geometry clovaai`` makes that dataset (our corruptions at 256 equal that script's: 18 of 19
+bit for bit with the same random stream, impulse noise in distribution; docs/FIDELITY.md), and
+``eval --imagenet-c`` feeds its 256 frames to a 256-input model as they are, as
+clovaai's ``mce/eval_robustness.py`` did.
 
 Determinism. The numpy backend (the default, faithful to the reference code) seeds every
 (image, corruption, severity) from a SHA-256 of (seed, relative path, corruption, severity),
@@ -45,6 +55,7 @@ import argparse
 import concurrent.futures as cf
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import io
 import multiprocessing as mp
@@ -63,7 +74,7 @@ from .atomic import atomic_write_json, atomic_writer, remove_temp_files
 from .corruptions.params import resolve_names, resolve_severities
 from .datasets.imagenet import Sample, fingerprint, index_folder, interleave_classes, select_subset
 from .datasets.imagenet_c import corrupted_relpath
-from .images import ImageReadError, load_benchmark_image
+from .images import GEOMETRIES, ImageReadError, load_benchmark_image
 from .threads import available_cores
 
 #: PIL save options of the reference generator.
@@ -123,6 +134,13 @@ class Settings:
     device: str = "cpu"
     batch_size: int = 64  # torch backend only
     images: int = 0  # selected source images: they decide the torch backend's batches
+    resize: int = 256  # frame geometry: short side, crop and rounding (images.GEOMETRIES)
+    crop: int = 224
+    geometry: str = "torchvision"
+
+    @property
+    def frames(self) -> tuple[int, int, str]:
+        return (self.resize, self.crop, self.geometry)
 
     def record(self) -> dict:
         """The provenance record written next to each cell; the keys that must match on resume
@@ -135,6 +153,7 @@ class Settings:
             rec["batch_size"] = self.batch_size
             rec["images"] = self.images
         rec.update(
+            frames={"resize": self.resize, "crop": self.crop, "geometry": self.geometry},
             seed_scheme=SEED_SCHEME,
             jpeg={"quality": JPEG_QUALITY, "optimize": JPEG_OPTIMIZE},
             versions={
@@ -153,7 +172,9 @@ def _device_kind(device: str) -> str:
     return device.split(":", 1)[0]
 
 
-MUST_MATCH = ("seed", "backend", "device", "batch_size", "seed_scheme", "jpeg")
+MUST_MATCH = ("seed", "backend", "device", "batch_size", "seed_scheme", "jpeg", "frames")
+#: What records written before a key existed mean by its absence.
+RECORD_DEFAULTS = {"frames": {"resize": 256, "crop": 224, "geometry": "torchvision"}}
 
 
 def provenance_path(out: Path, corruption: str, severity: int) -> Path:
@@ -175,6 +196,7 @@ def check_or_write_provenance(out: Path, cells: Sequence[Cell], settings: Settin
         path = provenance_path(out, corruption, severity)
         if path.exists():
             old = json.loads(path.read_text())
+            old = {**RECORD_DEFAULTS, **old}
             diff = [k for k in MUST_MATCH if old.get(k) != record.get(k)]
             if diff:
                 raise ValueError(
@@ -273,6 +295,7 @@ class _Job:
     out: str
     cells: tuple[Cell, ...]
     seed: int
+    frames: tuple[int, int, str] = (256, 224, "torchvision")
 
 
 def _run_job(job: _Job) -> tuple[int, int, str | None]:
@@ -290,7 +313,7 @@ def _run_job(job: _Job) -> tuple[int, int, str | None]:
     if not todo:
         return 0, skipped, None
     try:
-        image = load_benchmark_image(job.path)
+        image = load_benchmark_image(job.path, *job.frames)
     except (ImageReadError, FileNotFoundError) as exc:
         return 0, skipped, _error(job.path, exc)
     for corruption, severity, path in todo:
@@ -336,7 +359,10 @@ def _single_thread_env():
 
 
 def _generate_numpy(samples, cells, out, settings, workers, strict, summary, bar) -> None:
-    jobs = [_Job(s.relpath, str(s.path), str(out), tuple(cells), settings.seed) for s in samples]
+    jobs = [
+        _Job(s.relpath, str(s.path), str(out), tuple(cells), settings.seed, settings.frames)
+        for s in samples
+    ]
     if workers == 0:
         results = map(_run_job, jobs)
         _consume(results, summary, bar, strict)
@@ -377,9 +403,11 @@ def _postfix(bar, summary: Summary) -> None:
 # --------------------------------------------------------------------------- torch backend
 
 
-def _load_or_error(sample: Sample) -> tuple[np.ndarray | None, str | None]:
+def _load_or_error(
+    sample: Sample, frames: tuple[int, int, str]
+) -> tuple[np.ndarray | None, str | None]:
     try:
-        return load_benchmark_image(sample.path), None
+        return load_benchmark_image(sample.path, *frames), None
     except (ImageReadError, FileNotFoundError) as exc:
         return None, _error(sample.path, exc)
 
@@ -414,7 +442,7 @@ def _torch_batch(batch, cells, out, settings, threads, strict, summary, bar) -> 
         for _ in batch:
             summary.add(0, len(cells), None)
         return
-    loaded = list(threads.map(_load_or_error, batch))
+    loaded = list(threads.map(functools.partial(_load_or_error, frames=settings.frames), batch))
     for _, error in loaded:
         if error is not None:
             summary.add(0, 0, error)
@@ -463,6 +491,9 @@ def generate(
     limit: int | None = None,
     strict: bool = False,
     progress: bool = True,
+    resize: int = 256,
+    crop: int = 224,
+    geometry: str = "torchvision",
 ) -> Summary:
     """Generate the requested cells; see the module docstring. Returns the run's :class:`Summary`.
 
@@ -490,12 +521,27 @@ def generate(
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"--seed must be a non-negative integer, got {seed!r}")
+    from .corruptions.numpy_backend import MIN_SIDE
+
+    if crop < MIN_SIDE:
+        raise ValueError(f"--crop must be >= {MIN_SIDE} (the corruptions' smallest side): {crop}")
+    if resize < crop:
+        raise ValueError(f"--resize ({resize}) must be >= --crop ({crop}): the crop must fit")
+    if geometry not in GEOMETRIES:
+        raise ValueError(f"--geometry must be one of {', '.join(GEOMETRIES)}, got {geometry!r}")
 
     _, samples = index_folder(src)
     samples = select_subset(samples, limit)
     cells = [(c, int(s)) for c in corruptions for s in severities]
     settings = Settings(
-        seed=seed, backend=backend, device=device, batch_size=batch_size, images=len(samples)
+        seed=seed,
+        backend=backend,
+        device=device,
+        batch_size=batch_size,
+        images=len(samples),
+        resize=resize,
+        crop=crop,
+        geometry=geometry,
     )
 
     summary = Summary()
@@ -507,7 +553,8 @@ def generate(
     print(
         f"ImageNet-C: {len(samples)} images from {src} (fingerprint {fingerprint(samples)}) x "
         f"{len(corruptions)} corruptions x {len(severities)} severities -> {out} "
-        f"[{backend} on {device}, seed {seed}]",
+        f"[{backend} on {device}, seed {seed}, Resize({resize}) + CenterCrop({crop}), "
+        f"{geometry} rounding]",
         file=sys.stderr,
     )
     run = _generate_torch if backend == "torch" else _generate_numpy
@@ -568,6 +615,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable image")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--resize", type=int, default=256, help="short side before the crop (256)")
+    p.add_argument("--crop", type=int, default=224, help="centre crop: the frame size (224)")
+    p.add_argument(
+        "--geometry",
+        default="torchvision",
+        help="rounding of the resize and crop: torchvision (the released ImageNet-C) or clovaai "
+        "(assembled-cnn's CE_validation_generator; with --resize 292 --crop 256: its "
+        "validation_292_256)",
+    )
     return p
 
 
@@ -592,6 +648,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             limit=args.limit,
             strict=args.strict,
             progress=not args.no_progress,
+            resize=args.resize,
+            crop=args.crop,
+            geometry=args.geometry,
         )
     except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

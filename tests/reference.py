@@ -82,16 +82,36 @@ def load():
         pytest.skip(f"reference imagenet-c==0.0.3 unavailable: {exc}")
 
 
-def reference_corrupt(image: np.ndarray, name: str, severity: int, seed: int | None = None):
+@functools.lru_cache(maxsize=4)
+def _at_size(size: int) -> dict:
+    """The reference functions with every literal 224 replaced by ``size``: what
+    clovaai/assembled-cnn's ``CE_validation_generator.py`` is (Hendrycks' 19 functions with 224
+    -> ``args.CROP_SIZE``; its elastic comment "CROP_SIZE should have been CROP_SIZE" shows the
+    global replace), run by it at 256 for the assembled models' ``validation_292_256``."""
+    ic = load()
+    ref = sys.modules["imagenet_c.corruptions"]
+    with open(ref.__file__) as f:
+        source = f.read().replace("224", str(int(size)))
+    namespace = {"__name__": f"imagenet_c_at_{size}", "__file__": ref.__file__}
+    exec(compile(source, f"<imagenet_c.corruptions at {size}>", "exec"), namespace)
+    namespace.update(np=ref.np, gaussian=ref.gaussian, resource_filename=ref.resource_filename)
+    return {name: namespace[name] for name in ic.corruption_dict}
+
+
+def reference_corrupt(
+    image: np.ndarray, name: str, severity: int, seed: int | None = None, size: int = 224
+):
     """Run the original function on an HxWx3 uint8 image, as ``make_imagenet_c.py`` does.
 
     Returns uint8 (``np.uint8`` truncation of the reference's float output). ``seed`` seeds the
-    global numpy RNG that the reference draws from.
+    global numpy RNG that the reference draws from. ``size`` other than 224: the functions as
+    clovaai's generator ran them at that frame size (:func:`_at_size`).
     """
     from PIL import Image
 
     ic = load()
+    functions = ic.corruption_dict if size == 224 else _at_size(size)
     if seed is not None:
         np.random.seed(seed)  # noqa: NPY002 (the reference draws from the global stream)
-    out = ic.corruption_dict[name](Image.fromarray(image), severity)
+    out = functions[name](Image.fromarray(image), severity)
     return np.uint8(out)

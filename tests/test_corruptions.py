@@ -236,6 +236,33 @@ def test_same_stream_equals_reference(photos, name, n_photos):
             assert np.array_equal(ours, ref), (name, severity, mad(ours, ref))
 
 
+@pytest.fixture(scope="module")
+def photos_292_256() -> list[np.ndarray]:
+    """Two photos as clovaai's generator framed them for validation_292_256."""
+    from robustbench_assemble.images import load_benchmark_image
+
+    files = sample_files(2, stride=499)
+    if not files:
+        pytest.skip("ImageNet sample not found")
+    return [load_benchmark_image(f, 292, 256, "clovaai") for f in files]
+
+
+@pytest.mark.parametrize("name,n_photos", list(_same_stream_cases(2, 1)))
+def test_same_stream_equals_clovaai_generator_at_256(photos_292_256, name, n_photos):
+    """At 256 px our size rules are what clovaai's CE_validation_generator.py computed (the
+    reference with 224 -> 256) for the assembled models' mCE data: bit for bit."""
+    reference.load()
+    if name == "glass_blur":  # control: the unmodified reference does not (224-px loops)
+        img = photos_292_256[0]
+        unmodified = reference.reference_corrupt(img, name, 1, seed=0)
+        assert not np.array_equal(unmodified, corrupt(img, name, 1, LegacyGenerator(0)))
+    for seed, img in enumerate(photos_292_256[:n_photos]):
+        for severity in params.SEVERITIES:
+            ref = reference.reference_corrupt(img, name, severity, seed=seed, size=256)
+            ours = corrupt(img, name, severity, LegacyGenerator(seed))
+            assert np.array_equal(ours, ref), (name, severity, mad(ours, ref))
+
+
 @pytest.mark.parametrize("name", sorted(params.DETERMINISTIC))
 def test_deterministic_public_api_equals_reference(photos, name):
     reference.load()

@@ -398,21 +398,95 @@ def test_native_policy_corrupts_at_the_models_size(tmp_path, imagenet_c, sample_
     from robustbench_assemble.images import load_benchmark_image, load_rgb
 
     photo = sorted(sample_dir.glob("*/*.JPEG"))[0]
-    assert tuple(frame_tensor(load_rgb(photo), (292, 256)).shape) == (3, 256, 256)
+    assert tuple(frame_tensor(load_rgb(photo), (292, 256, "clovaai")).shape) == (3, 256, 256)
     default = frame_tensor(load_rgb(photo)).permute(1, 2, 0).numpy()
     assert (default == load_benchmark_image(photo)).all()  # the generator's 256/224 protocol
-    assert FrameFiles([]).geometry == (256, 224)
+    assert FrameFiles([]).geometry == (256, 224, "torchvision")
 
     argv = ["--model", "assemble_r50", "--out", str(tmp_path), "--corruptions", "contrast"]
     assert _eval([*argv, "--severities", "1", "--no-figures", "--resize-policy", "native"]) == 0
     report = json.loads((tmp_path / "assemble_r50" / "imagenet_c.json").read_text())
     assert report["details"]["config"]["resize_policy"] == "native"
+    assert report["details"]["config"]["frame_size"] == 256
+    key = json.loads((tmp_path / "assemble_r50" / "cache" / "contrast-1.json").read_text())["key"]
+    assert key["frame_geometry"] == [292, 256, "clovaai"]  # clovaai's CE generator rounding
     # without an explicit policy a 256-input model is refused on 224 frames
     assert "resize_policy" in _error([*argv, "--severities", "1"], capsys)
     # native cannot use the 224 files
     files = _files_argv(sample_dir, imagenet_c, tmp_path / "f")
     files[files.index("--model") + 1] = "assemble_r50"
     assert "--source on-the-fly" in _error([*files, "--resize-policy", "native"], capsys)
+
+
+# ------------------------------------- 256 px files (clovaai/assembled-cnn's validation_292_256)
+
+
+@pytest.fixture(scope="module")
+def imagenet_c_256(sample_dir: Path, tmp_path_factory) -> Path:
+    """contrast s1 for 4 images, made like assembled-cnn's validation_292_256."""
+    from robustbench_assemble.make_imagenet_c import main as make_c
+
+    out = tmp_path_factory.mktemp("imagenet_c_256")
+    argv = ["--src", str(sample_dir), "--out", str(out), "--limit", "4", "--workers", "0",
+            "--corruptions", "contrast", "--severities", "1", "--no-progress",
+            "--resize", "292", "--crop", "256", "--geometry", "clovaai"]  # fmt: skip
+    assert make_c(argv) == 0
+    return out
+
+
+def test_256_files_feed_a_256_model_as_they_are(
+    sample_dir, imagenet_c_256, lite0, tmp_path, capsys
+):
+    """As clovaai's mce/eval_robustness.py: the 256 frames, decoded, minus the TF mean, no
+    resize and no policy needed; counts equal a plain loop; the JSON says which frames."""
+    from robustbench_assemble.eval.cache import state_dict_sha256
+    from robustbench_assemble.models import create_model
+
+    argv = ["--model", "assemble_r50", "--data", str(sample_dir), "--imagenet-c",
+            str(imagenet_c_256), "--corruptions", "contrast", "--severities", "1", "--limit", "4",
+            "--out", str(tmp_path), "--no-figures", "--batch-size", "3"]  # fmt: skip
+    assert _eval(argv) == 0
+    report = json.loads((tmp_path / "assemble_r50" / "imagenet_c.json").read_text())
+    config = report["details"]["config"]
+    assert config["frame_size"] == 256 and config["resize_policy"] == "error"
+    assert "ImageNet-C files of 256px frames" in report["footnote"]
+
+    torch.manual_seed(0)  # the harness's random initialisation (--seed 0)
+    model = create_model("assemble_r50").eval()
+    assert state_dict_sha256(model) == config["state_dict_sha256"]
+    classes = sorted(d.name for d in sample_dir.iterdir() if d.is_dir())
+    files = _labelled(imagenet_c_256 / "contrast" / "1", classes)
+    mean = torch.tensor([123.68, 116.78, 103.94]).view(3, 1, 1)
+
+    def tf_input(image):
+        return torch.from_numpy(np.asarray(image, dtype=np.float32)).permute(2, 0, 1) - mean
+
+    n, c1, c5 = _independent_counts(model, files, tf_input)
+    cell = report["details"]["cells"]["contrast"]["1"]
+    assert (cell["n"], cell["top1_correct"], cell["top5_correct"]) == (n, c1, c5) and n == 4
+
+    # a 224 model meets 256 frames: the default policy refuses, naming the sizes
+    other = [*argv[:1], MODEL, *argv[2:]]
+    assert "frames are 256x256 but the model's input_size is 224" in _error(other, capsys)
+    # ... and with as-is, a trained model's counts (not chance) equal the plain loop's
+    assert _eval([*other, "--resize-policy", "as-is"]) == 0
+    report = json.loads((tmp_path / MODEL / "imagenet_c.json").read_text())
+    cell = report["details"]["cells"]["contrast"]["1"]
+    from torchvision import transforms as T
+
+    lite0_input = T.Compose([T.ToTensor(), _lite0_normalize()])
+    expected = _independent_counts(lite0, files, lite0_input)
+    assert (cell["n"], cell["top1_correct"], cell["top5_correct"]) == expected
+    assert expected[1] >= 2  # a trained model: the pixels matter
+
+
+def test_mixed_frame_sizes_are_refused(sample_dir, imagenet_c, imagenet_c_256, tmp_path, capsys):
+    mixed = tmp_path / "mixed"
+    shutil.copytree(imagenet_c_256 / "contrast" / "1", mixed / "contrast" / "1")
+    shutil.copytree(imagenet_c / "contrast" / "2", mixed / "contrast" / "2")
+    argv = ["--model", MODEL, "--imagenet-c", str(mixed), "--corruptions", "contrast",
+            "--severities", "1,2", "--out", str(tmp_path / "o"), "--no-figures"]  # fmt: skip
+    assert "mixes frame sizes: 224x224 in" in _error(argv, capsys)
 
 
 # ------------------------------------------------------------- --decode gpu (JPEG bytes path)
@@ -916,9 +990,10 @@ def test_native_geometry_follows_the_released_mce_scripts(monkeypatch, tmp_path)
 
     r152 = get_preprocessing("assemble_r152")
     assert (r152.resize, r152.input_size) == (257, 256)
-    assert r152.native_geometry == (292, 256)
-    assert get_preprocessing("assemble_r50").native_geometry == (292, 256)
-    assert get_preprocessing("resnet50d").native_geometry == (256, 224)
+    assert r152.native_geometry == (292, 256, "clovaai")
+    assert get_preprocessing("assemble_r50").native_geometry == (292, 256, "clovaai")
+    assert get_preprocessing("resnet50d").native_geometry == (256, 224, "clovaai")
+    assert get_preprocessing("resnet50").native_geometry == (256, 224, "torchvision")
 
     seen = {}
 
@@ -931,4 +1006,4 @@ def test_native_geometry_follows_the_released_mce_scripts(monkeypatch, tmp_path)
     cfg = parse_args(["--model", "assemble_r152", "--resize-policy", "native", "--out",
                       str(tmp_path)])  # fmt: skip
     runner.build_source(cfg, io, torch.device("cpu"))
-    assert seen["geometry"] == (292, 256)
+    assert seen["geometry"] == (292, 256, "clovaai")

@@ -172,6 +172,73 @@ def test_resume_with_other_settings_is_refused(generated: Path, sample_dir: Path
     assert tree_bytes(out) == tree_bytes(generated)
 
 
+# ------------------------------------------------- clovaai/assembled-cnn's validation_292_256
+
+
+def clovaai_resize_and_center_crop(img: Image.Image, resize_size: int, crop_size: int):
+    """Transcribed from clovaai/assembled-cnn datasets/CE_dataset/CE_validation_generator.py
+    (the generator of the assembled models' mCE data)."""
+    w = img.size[0]
+    h = img.size[1]
+    if h > w:
+        new_h = int(resize_size * (h / w))
+        new_w = resize_size
+    else:
+        new_h = resize_size
+        new_w = int(resize_size * (w / h))
+    resized_img = img.resize((new_w, new_h), resample=Image.BILINEAR)
+    h_start = int((new_h - crop_size) / 2)
+    w_start = int((new_w - crop_size) / 2)
+    return resized_img.crop((w_start, h_start, w_start + crop_size, h_start + crop_size))
+
+
+def test_clovaai_geometry_equals_their_generators_frames(sample_dir: Path) -> None:
+    """images.resize_center_crop(geometry="clovaai") is their resize_and_center_crop on every
+    sample photo, at 292 -> 256 and 256 -> 224; torchvision's rounding is not (control)."""
+    from robustbench_assemble.images import load_rgb, resize_center_crop
+
+    differs = {}
+    for resize, crop in ((292, 256), (256, 224)):
+        differs[resize] = 0
+        for path in sorted(sample_dir.glob("*/*"))[::4]:
+            image = load_rgb(path)
+            theirs = np.asarray(clovaai_resize_and_center_crop(image, resize, crop))
+            assert np.array_equal(resize_center_crop(image, resize, crop, "clovaai"), theirs)
+            differs[resize] += not np.array_equal(resize_center_crop(image, resize, crop), theirs)
+    assert differs[292] > 10 and differs[256] > 10  # ~12 % of photos shift by one pixel
+
+
+def test_generates_clovaais_validation_292_256(sample_dir: Path, tmp_path: Path, capsys) -> None:
+    """--resize 292 --crop 256 --geometry clovaai: their frames, the reference's corruption at
+    256 px (contrast: deterministic), the q85 save; recorded and enforced on resume."""
+    reference.load()
+    out = tmp_path / "c256"
+    argv = ["--src", str(sample_dir), "--out", str(out), "--corruptions", "contrast",
+            "--severities", "2", "--limit", "3", "--workers", "0", "--no-progress"]  # fmt: skip
+    frames = ["--resize", "292", "--crop", "256", "--geometry", "clovaai"]
+    assert mic.main([*argv, *frames]) == 0
+    _, samples = index_folder(sample_dir)
+    for x in select_subset(samples, 3):
+        crop = np.asarray(clovaai_resize_and_center_crop(Image.open(x.path).convert("RGB"),
+                                                         292, 256))  # fmt: skip
+        ref = q85(reference.reference_corrupt(crop, "contrast", 2))
+        assert (out / "contrast" / "2" / x.relpath).read_bytes() == ref, x.relpath
+    rec = json.loads((out / "contrast" / "2.json").read_text())
+    assert rec["frames"] == {"resize": 292, "crop": 256, "geometry": "clovaai"}
+    # resuming with the default frames is refused, naming the setting
+    capsys.readouterr()
+    assert mic.main(argv) == 2
+    assert "frames=" in capsys.readouterr().err
+    # a record written before frames were recorded means the default 256 -> 224 frames
+    old = tmp_path / "old"
+    assert mic.main(["--src", str(sample_dir), "--out", str(old), *argv[4:]]) == 0
+    record = json.loads((old / "contrast" / "2.json").read_text())
+    del record["frames"]
+    (old / "contrast" / "2.json").write_text(json.dumps(record))
+    assert mic.main(["--src", str(sample_dir), "--out", str(old), *argv[4:]]) == 0
+    assert mic.main(["--src", str(sample_dir), "--out", str(old), *argv[4:], *frames]) == 2
+
+
 # --------------------------------------------------------------------------- resume
 
 
@@ -317,6 +384,9 @@ def test_strict_stops_at_first_bad_file(odd_src: Path, tmp_path: Path) -> None:
         (["--workers", "-1"], "--workers"),
         (["--device", "tpu"], "device"),
         (["--backend", "numpy", "--device", "cuda"], "numpy backend"),
+        (["--crop", "16"], "--crop must be >= 32"),
+        (["--resize", "200", "--crop", "224"], "--resize (200) must be >= --crop (224)"),
+        (["--geometry", "cv2"], "--geometry"),
     ],
 )
 def test_bad_arguments(odd_src: Path, tmp_path: Path, capsys, extra, message) -> None:

@@ -32,6 +32,11 @@ def test_the_protocol_itself_has_no_footnote_and_no_notes():
         ({"trained_weights": False}, "UNTRAINED"),
         ({"resize_policy": "resize", "preprocessing": {"input_size": 256}}, "adapted"),
         ({"resize_policy": "native", "preprocessing": {"input_size": 256}}, "256px crop"),
+        ({"frame_size": 256, "preprocessing": {"input_size": 256}}, "files of 256px frames"),
+        (
+            {"frame_size": 256, "resize_policy": "as-is"},
+            "the 256px frames were adapted to the model's 224px input",
+        ),
         (
             {
                 "preprocessing": {"input_size": 224, "resize_backend": "torchvision"},

@@ -1,4 +1,5 @@
-"""Read ImageNet-C trees: find a (corruption, severity) cell and serve its 224x224 images.
+"""Read ImageNet-C trees: find a (corruption, severity) cell and serve its images (224x224 as
+released; other square sizes, e.g. assembled-cnn's 256, as they are).
 
 Two layouts are accepted under one ``root``:
 
@@ -20,6 +21,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ..corruptions.params import CATEGORIES, CORRUPTIONS, SEVERITIES, check_name, check_severity
 from ..images import fast_jpeg_rgb, load_rgb
@@ -81,6 +83,25 @@ def find_cell(root: str | os.PathLike, corruption: str, severity: int) -> Path:
     )
 
 
+def frame_size(cell: str | os.PathLike) -> int:
+    """Side of the square frames in a cell folder, read from one file's header (224 for the
+    released data; 256 for clovaai/assembled-cnn's ``validation_292_256``). ValueError for an
+    empty cell or frames that are not square."""
+    cell = Path(cell)
+    for wnid in sorted(d for d in cell.iterdir() if d.is_dir() and not d.name.startswith(".")):
+        for f in sorted(wnid.iterdir()):
+            if f.suffix.lower() in JPEG_SUFFIXES and not f.name.startswith("."):
+                try:
+                    with Image.open(f) as im:
+                        width, height = im.size
+                except (OSError, SyntaxError) as exc:
+                    raise ValueError(f"{f}: cannot read image ({exc})") from exc
+                if width != height:
+                    raise ValueError(f"{f}: ImageNet-C frames are square, this is {width}x{height}")
+                return width
+    raise ValueError(f"{cell}: no JPEG files in its class folders")
+
+
 def available_cells(root: str | os.PathLike) -> dict[str, tuple[int, ...]]:
     """Corruption -> severities present under ``root`` (either layout), in reference order."""
     root = Path(root)
@@ -130,7 +151,8 @@ def index_cell(
 
 
 class ImageNetC(SampleDataset):
-    """One (corruption, severity) cell as (uint8 3x224x224 tensor, label) pairs, not resized.
+    """One (corruption, severity) cell as (uint8 3xSxS tensor, label) pairs, not resized (S =
+    224 as released).
 
     ``classes`` is the model's class order (normally :func:`~.imagenet.find_classes` of the
     clean val folder), so labels line up even if the cell holds only some classes.
@@ -160,7 +182,7 @@ class ImageNetC(SampleDataset):
     #: False: PIL only (the baseline of benchmarks/eval_throughput.py).
     fast_jpeg: bool = True
 
-    def image(self, sample: Sample) -> np.ndarray:  # 224 files: no resize
+    def image(self, sample: Sample) -> np.ndarray:  # frames as stored: no resize
         fast = fast_jpeg_rgb(sample.path) if self.fast_jpeg else None
         return fast if fast is not None else np.asarray(load_rgb(sample.path), dtype=np.uint8)
 

@@ -91,10 +91,10 @@ def _num_classes(model: nn.Module) -> int:
     return last[-1].out_features if last else 1000
 
 
-def check_frames(io: ModelIO) -> None:
-    """Fail before any work if 224 frames cannot meet this model under its resize policy
-    (the default policy refuses a model whose input size is not 224), and warn once if the
-    chosen policy departs from the reference protocol."""
-    frame = torch.zeros(1, 3, transforms.FRAME_SIZE, transforms.FRAME_SIZE)
+def check_frames(io: ModelIO, frame_size: int = transforms.FRAME_SIZE) -> None:
+    """Fail before any work if the data's frames (224 as released) cannot meet this model
+    under its resize policy (the default policy refuses a model whose input size is not the
+    frames'), and warn once if the chosen policy departs from the reference protocol."""
+    frame = torch.zeros(1, 3, frame_size, frame_size)
     transforms.adapt_frames(frame, io.preprocessing, io.resize_policy)
-    transforms.warn_resize_policy(io.preprocessing, io.resize_policy)
+    transforms.warn_resize_policy(io.preprocessing, io.resize_policy, frame_size)

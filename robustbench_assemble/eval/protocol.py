@@ -51,7 +51,7 @@ def protocol_departures(
     its cells (``sizes``, see :func:`data_size_departure`).
 
     Keys read (an absent key is taken as the protocol's setting): ``trained_weights``,
-    ``smoke_sample``, ``source``, ``decode``, ``resize_policy``, ``preprocessing``
+    ``smoke_sample``, ``source``, ``decode``, ``resize_policy``, ``frame_size``, ``preprocessing``
     (``input_size``, ``resize_backend``), ``reference_resize_backend``, ``codecs``,
     ``origins`` and ``fp_baseline`` (ImageNet-P), ``limit``, ``precision``.
     The smoke sample has its own footnote, so neither its on-the-fly source nor its size is
@@ -70,17 +70,25 @@ def protocol_departures(
             "reference (about 30 % of pixel values differ)"
         )
     size = (config.get("preprocessing") or {}).get("input_size", FRAME_SIZE)
+    frames = config.get("frame_size", FRAME_SIZE)
     policy = config.get("resize_policy")
     if size != FRAME_SIZE and policy == "native":
         departures.append(
             f"corrupted at the model's {size}px crop (resize_policy native, the way "
             f"clovaai/assembled-cnn evaluated), not as the released {FRAME_SIZE}px frames"
         )
-    elif size != FRAME_SIZE and policy not in (None, "error"):
-        departures.append(
-            f"the {FRAME_SIZE}px frames were adapted to the model's {size}px input "
-            f"(resize_policy {policy}); the reference feeds them as they are"
-        )
+    else:
+        if frames != FRAME_SIZE and config.get("source") == "files":
+            departures.append(
+                f"ImageNet-C files of {frames}px frames (regenerated at that size, as "
+                f"clovaai/assembled-cnn's validation_292_256), not the released {FRAME_SIZE}px "
+                "frames"
+            )
+        if size != frames and policy not in (None, "error"):
+            departures.append(
+                f"the {frames}px frames were adapted to the model's {size}px input "
+                f"(resize_policy {policy}); the reference feeds them as they are"
+            )
     if CODEC_ATTRS["none"] in config.get("codecs", ()) and config.get("fp_baseline") == "alexnet":
         departures.append(
             "ImageNet-P frames stored without the release's video compression (make_imagenet_p "

@@ -60,7 +60,8 @@ def build_source(cfg: EvalConfig, io: ModelIO, device: torch.device) -> Source:
         if native:
             raise ValueError(
                 "--resize-policy native corrupts val images at the model's input size on the "
-                "fly; it needs --source on-the-fly (the ImageNet-C files are 224x224)"
+                "fly; it needs --source on-the-fly. Files made at the model's size (e.g. "
+                "make_imagenet_c --resize 292 --crop 256 --geometry clovaai) need no policy"
             )
         if cfg.decode == "gpu":
             check_gpu_decode(device)
@@ -104,7 +105,7 @@ def run_imagenet_c(cfg: EvalConfig, ctx: DistContext) -> CResults:
         if io.resize_policy == "native":
             warn_resize_policy(io.preprocessing, io.resize_policy)
         else:
-            check_frames(io)
+            check_frames(io, source.frame_size)
     if not io.trained and ctx.is_main:
         warn_untrained(cfg.model)
 
@@ -216,6 +217,7 @@ def run_imagenet_c(cfg: EvalConfig, ctx: DistContext) -> CResults:
         "batch_size": batch_size,
         "seed": cfg.seed,
         "resize_policy": io.resize_policy,
+        "frame_size": source.frame_size,
         "preprocessing": io.preprocessing.as_dict(),
         "reference_resize_backend": io.reference_resize_backend,
         "decode": cfg.decode,

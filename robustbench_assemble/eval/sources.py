@@ -44,7 +44,7 @@ from ..datasets.imagenet import (
     index_folder,
     select_subset,
 )
-from ..datasets.imagenet_c import ImageNetC, find_cell
+from ..datasets.imagenet_c import ImageNetC, find_cell, frame_size
 from ..images import ImageReadError, load_rgb, resize_center_crop
 from .cache import Cell
 from .loop import BatchDecoder, DeviceTransform
@@ -75,17 +75,16 @@ class CellData:
     decode: str = "cpu"
 
 
-#: (resize, crop) of the frames ImageNet-C corrupts: Resize(256) + CenterCrop(224).
-FRAME_GEOMETRY = (256, 224)
+#: (resize, crop, rounding) of the frames ImageNet-C corrupts: Resize(256) + CenterCrop(224)
+#: with torchvision's rounding (``images.GEOMETRIES``).
+FrameGeometry = tuple[int, int, str]
+FRAME_GEOMETRY: FrameGeometry = (256, 224, "torchvision")
 
 
-def frame_tensor(image: Image.Image, geometry: tuple[int, int] = FRAME_GEOMETRY) -> torch.Tensor:
+def frame_tensor(image: Image.Image, geometry: FrameGeometry = FRAME_GEOMETRY) -> torch.Tensor:
     """RGB PIL image -> Resize + CenterCrop (default 256/224, the generator's input) -> uint8."""
-    resize, crop = geometry
     return (
-        torch.from_numpy(resize_center_crop(image, resize, crop).copy())
-        .permute(2, 0, 1)
-        .contiguous()
+        torch.from_numpy(resize_center_crop(image, *geometry).copy()).permute(2, 0, 1).contiguous()
     )
 
 
@@ -107,9 +106,7 @@ class FrameFiles(Dataset):
     """Val images as the uint8 frames ImageNet-C corrupts (for on-the-fly corruption):
     Resize(256) + CenterCrop(224), or the model's own sizes under resize policy ``native``."""
 
-    def __init__(
-        self, samples: Sequence[Sample], geometry: tuple[int, int] = FRAME_GEOMETRY
-    ) -> None:
+    def __init__(self, samples: Sequence[Sample], geometry: FrameGeometry = FRAME_GEOMETRY) -> None:
         self.samples, self.geometry = list(samples), geometry
 
     def __len__(self) -> int:
@@ -265,6 +262,8 @@ class Source:
     kind: str = ""
     description: str = ""
     has_clean: bool = True
+    #: side of the corrupted frames the model sees (files: read by :meth:`check`)
+    frame_size: int = FRAME_GEOMETRY[1]
 
     def check(self, cells: Sequence[Cell]) -> None:  # pragma: no cover - trivial default
         return None
@@ -335,9 +334,17 @@ class FilesSource(Source):
         return self._classes
 
     def check(self, cells: Sequence[Cell]) -> None:
+        """Every cell exists, and all hold frames of one size (:attr:`frame_size`)."""
+        sizes: dict[int, Path] = {}
         for c in cells:
             if not c.is_clean:
-                find_cell(self.root, c.corruption, c.severity)
+                folder = find_cell(self.root, c.corruption, c.severity)
+                sizes.setdefault(frame_size(folder), folder)
+        if len(sizes) > 1:
+            listed = ", ".join(f"{n}x{n} in {folder}" for n, folder in sorted(sizes.items()))
+            raise ValueError(f"--imagenet-c {self.root} mixes frame sizes: {listed}")
+        if sizes:
+            self.frame_size = next(iter(sizes))
 
     def cell(self, cell: Cell) -> CellData:
         if cell.is_clean:
@@ -379,12 +386,13 @@ class OnTheFlySource(Source):
         clean_transform: CleanTransform,
         seed: int,
         device: torch.device,
-        geometry: tuple[int, int] = FRAME_GEOMETRY,
+        geometry: FrameGeometry = FRAME_GEOMETRY,
     ) -> None:
         self.val, self.clean_transform, self.seed, self.device = val, clean_transform, seed, device
-        self.geometry = geometry
+        self.geometry, self.frame_size = geometry, geometry[1]
         self.description = (
-            f"{val.root}, Resize({geometry[0]}) + CenterCrop({geometry[1]}), corrupted on the fly "
+            f"{val.root}, Resize({geometry[0]}) + CenterCrop({geometry[1]}) ({geometry[2]} "
+            "rounding), corrupted on the fly "
             f"on {device.type} (seed {seed})"
         )
 
@@ -418,13 +426,14 @@ class SmokeSource(Source):
         clean_transform: CleanTransform,
         seed: int,
         device: torch.device,
-        geometry: tuple[int, int] = FRAME_GEOMETRY,
+        geometry: FrameGeometry = FRAME_GEOMETRY,
     ) -> None:
         photos = load_smoke_sample()
         self.fingerprint = "smoke-" + smoke_fingerprint(photos)
         self.clean = InMemory([(clean_transform(im), label) for im, label in photos])
         self.frames = InMemory([(frame_tensor(im, geometry), label) for im, label in photos])
         self.seed, self.device, self.geometry = seed, device, geometry
+        self.frame_size = geometry[1]
 
     def check(self, cells: Sequence[Cell]) -> None:
         _require_corrupt_batch()

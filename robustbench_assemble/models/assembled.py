@@ -439,7 +439,8 @@ _TF_STD = (1 / 255, 1 / 255, 1 / 255)
 # imagenet.sh), so R152's corruptions are computed at 292 -> 256 although its clean crop is 257.
 # Clean images go through the TF graph's own resize and crop (resize_backend "tf1"): the
 # published top-1 of these models was measured that way.
-_TF = {"mean": _TF_MEAN, "std": _TF_STD, "resize_backend": "tf1"}
+# Their corruptions were made by clovaai's CE_validation_generator (corruption_geometry).
+_TF = {"mean": _TF_MEAN, "std": _TF_STD, "resize_backend": "tf1", "corruption_geometry": "clovaai"}
 TF_224 = Preprocessing(input_size=224, resize=256, **_TF)
 TF_256 = Preprocessing(input_size=256, resize=292, **_TF)
 TF_256A = Preprocessing(input_size=256, resize=257, corruption_resize=292, **_TF)

@@ -107,6 +107,7 @@ _MOBILENET_PREP = Preprocessing(
     mean=(123.68 / 255, 116.78 / 255, 103.94 / 255),
     std=(1 / 255, 1 / 255, 1 / 255),
     resize_backend="tf1",
+    corruption_geometry="clovaai",
 )
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch.nn as nn
 
+from ..images import GEOMETRIES
+
 # torchvision / timm ImageNet statistics (RGB, on the [0, 1] scale).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -54,7 +56,9 @@ class Preprocessing:
     ``robustbench_assemble.models.transforms.adapt_frames``).
     ``corruption_resize``: the short side at which resize policy ``native`` corrupts val images
     when the reference did so at another size than its clean evaluation (assemble_r152: clean
-    257 -> 256, mCE on ``validation_292_256``); None: ``resize``.
+    257 -> 256, mCE on ``validation_292_256``); None: ``resize``. ``corruption_geometry``: the
+    rounding of that resize and crop (``robustbench_assemble.images.GEOMETRIES``: the assembled
+    family's CE data were made by clovaai's generator, ``"clovaai"``).
 
     ``mean`` and ``std`` are listed in the model's ``channel_order`` (for a BGR model, the blue
     channel's statistics first). Lists are accepted and stored as tuples; a bad value raises
@@ -69,6 +73,7 @@ class Preprocessing:
     channel_order: str = "RGB"
     corruption_resize: int | None = None
     resize_backend: str = "torchvision"
+    corruption_geometry: str = "torchvision"
 
     def __post_init__(self) -> None:
         for what in ("input_size", "resize", "corruption_resize"):
@@ -97,6 +102,11 @@ class Preprocessing:
                 "Preprocessing.resize_backend 'tf1' is TF's bilinear resize: interpolation must "
                 f"be 'bilinear', got {self.interpolation!r}"
             )
+        if self.corruption_geometry not in GEOMETRIES:
+            raise ValueError(
+                f"Preprocessing.corruption_geometry must be one of {GEOMETRIES}, "
+                f"got {self.corruption_geometry!r}"
+            )
         if self.channel_order not in CHANNEL_ORDERS:
             raise ValueError(
                 f"Preprocessing.channel_order must be one of {CHANNEL_ORDERS}, "
@@ -109,10 +119,11 @@ class Preprocessing:
         object.__setattr__(self, "std", std)
 
     @property
-    def native_geometry(self) -> tuple[int, int]:
-        """(resize, crop) at which resize policy ``native`` corrupts val images: the clean
-        geometry unless the reference corrupted at another resize (``corruption_resize``)."""
-        return (self.corruption_resize or self.resize, self.input_size)
+    def native_geometry(self) -> tuple[int, int, str]:
+        """(resize, crop, rounding) at which resize policy ``native`` corrupts val images: the
+        clean sizes unless the reference corrupted at another resize (``corruption_resize``),
+        rounded as the reference's generator did (``corruption_geometry``)."""
+        return (self.corruption_resize or self.resize, self.input_size, self.corruption_geometry)
 
     @property
     def crop_pct(self) -> float:

@@ -180,7 +180,8 @@ def adapt_frames(
             f"the frames are {h}x{w} but the model's input_size is {size}: choose a resize_policy "
             f"explicitly: 'as-is' (feed {h}x{w} frames unchanged), 'resize' (resize them to "
             f"{size}; changes the benchmark), 'center-crop' (only if {size} < {min(h, w)}), or "
-            f"'native' with --source on-the-fly (corrupt at {size} px: the assembled-cnn protocol)"
+            f"'native' with --source on-the-fly (corrupt at {size} px: assembled-cnn protocol); "
+            f"or ImageNet-C files made at {size} px (make_imagenet_c --crop {size})"
         )
     if policy == "center-crop":
         if size > h or size > w:
