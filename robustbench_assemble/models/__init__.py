@@ -8,6 +8,7 @@ Every model carries its evaluation preprocessing as ``model.preprocessing``.
 from . import assembled, external, mobilenet  # noqa: F401  (registers models)
 from .factory import UnknownModelError, create_model, get_preprocessing, list_models
 from .registry import Preprocessing, register_model
+from .tf_checkpoint import convert_tf_variables, read_tf_variables
 from .weights import UnsafeCheckpointError, WeightsMismatchError, load_weights
 
 __all__ = [
@@ -20,4 +21,6 @@ __all__ = [
     "UnknownModelError",
     "WeightsMismatchError",
     "UnsafeCheckpointError",
+    "read_tf_variables",
+    "convert_tf_variables",
 ]
