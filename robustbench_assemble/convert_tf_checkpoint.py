@@ -14,6 +14,7 @@ written under a temporary name and renamed when complete. Exit status: 0 done, 2
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,6 +53,9 @@ def convert(
     tmp = temp_path_for(out)
     try:
         save_file(tensors, str(tmp), metadata=metadata)
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)  # as any file the user writes
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)

@@ -215,9 +215,29 @@ def check_or_write_provenance(out: Path, cells: Sequence[Cell], settings: Settin
                     "files of this cell may come from two library versions"
                 )
         else:
+            _check_unrecorded_files(out / corruption / str(severity), settings)
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_json(path, record)
     return warnings
+
+
+def _check_unrecorded_files(cell: Path, settings: Settings) -> None:
+    """A cell folder with files but no record (deleted, or made elsewhere): its files must at
+    least be frames of this run's size, or the record written now would describe them wrongly."""
+    from .datasets.imagenet_c import frame_size
+
+    if not cell.is_dir():
+        return
+    try:
+        size = frame_size(cell)
+    except ValueError:  # no JPEG files yet
+        return
+    if size != settings.crop:
+        raise ValueError(
+            f"{cell} already holds {size}x{size} files but no record of how they were made; "
+            f"this run makes {settings.crop}x{settings.crop} frames. Use another --out, or "
+            "delete the folder to start over."
+        )
 
 
 def _check_torch_batches(cell: Path, old: dict, new: dict) -> None:
@@ -574,7 +594,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m robustbench_assemble.make_imagenet_c",
         description=(
-            "Generate ImageNet-C (Resize 256, CenterCrop 224, corruption, JPEG q85) from an "
+            "Generate ImageNet-C (Resize 256 + CenterCrop 224 unless --resize/--crop say "
+            "otherwise, corruption, JPEG q85) from an "
             "ImageNet val folder <wnid>/<file>.JPEG into <out>/<corruption>/<severity>/<wnid>/. "
             "Resumable: rerun the same command after an interruption."
         ),

@@ -191,6 +191,9 @@ def test_clean_resize_tf1_matches_a_tf_geometry_loop_and_rekeys_the_cache(
     assert key["preprocessing"]["resize_backend"] == "tf1"
     # Lite0's published accuracy is torchvision's geometry: the override is footnoted
     assert "clean images resized with the tf1 geometry" in result["footnote"]
+    # a clean-only run describes its clean images, not corruptions it never made
+    assert result["config"]["source"] == "clean only" and "on the fly" not in result["footnote"]
+    assert "tf1 Resize(256) + CenterCrop(224)" in result["config"]["data"]
 
     def tf1(image):
         pixels = tf_resize_center_crop(np.asarray(image), 256, 224)
@@ -410,8 +413,11 @@ def test_native_policy_corrupts_at_the_models_size(tmp_path, imagenet_c, sample_
     assert report["details"]["config"]["frame_size"] == 256
     key = json.loads((tmp_path / "assemble_r50" / "cache" / "contrast-1.json").read_text())["key"]
     assert key["frame_geometry"] == [292, 256, "clovaai"]  # clovaai's CE generator rounding
-    # without an explicit policy a 256-input model is refused on 224 frames
-    assert "resize_policy" in _error([*argv, "--severities", "1"], capsys)
+    # without an explicit policy a 256-input model is refused on 224 frames, with the files
+    # that would fit it (clovaai's validation_292_256) named
+    refused = _error([*argv, "--severities", "1"], capsys)
+    assert "--resize-policy" in refused
+    assert "make_imagenet_c --resize 292 --crop 256 --geometry clovaai" in refused
     # native cannot use the 224 files
     files = _files_argv(sample_dir, imagenet_c, tmp_path / "f")
     files[files.index("--model") + 1] = "assemble_r50"
@@ -449,7 +455,8 @@ def test_256_files_feed_a_256_model_as_they_are(
     report = json.loads((tmp_path / "assemble_r50" / "imagenet_c.json").read_text())
     config = report["details"]["config"]
     assert config["frame_size"] == 256 and config["resize_policy"] == "error"
-    assert "ImageNet-C files of 256px frames" in report["footnote"]
+    assert config["frame_geometry"] == {"resize": 292, "crop": 256, "geometry": "clovaai"}
+    assert "regenerated as clovaai/assembled-cnn's validation_292_256" in report["footnote"]
 
     torch.manual_seed(0)  # the harness's random initialisation (--seed 0)
     model = create_model("assemble_r50").eval()

@@ -237,6 +237,12 @@ def test_generates_clovaais_validation_292_256(sample_dir: Path, tmp_path: Path,
     (old / "contrast" / "2.json").write_text(json.dumps(record))
     assert mic.main(["--src", str(sample_dir), "--out", str(old), *argv[4:]]) == 0
     assert mic.main(["--src", str(sample_dir), "--out", str(old), *argv[4:], *frames]) == 2
+    # files without any record are not described as frames of another size
+    (old / "contrast" / "2.json").unlink()
+    capsys.readouterr()
+    assert mic.main(["--src", str(sample_dir), "--out", str(old), *argv[4:], *frames]) == 2
+    assert "already holds 224x224 files but no record" in capsys.readouterr().err
+    assert not (old / "contrast" / "2.json").exists()
 
 
 # --------------------------------------------------------------------------- resume

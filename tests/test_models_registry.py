@@ -559,7 +559,7 @@ def test_resize_policies() -> None:
     for policy in RESIZE_POLICIES:  # a 224 model: the reference protocol, nothing is done
         assert adapt_frames(frames, Preprocessing(), policy) is frames
     at256 = Preprocessing(input_size=256, resize=292)
-    with pytest.raises(ValueError, match="resize_policy"):
+    with pytest.raises(ValueError, match="choose a --resize-policy"):
         adapt_frames(frames, at256)  # default: refuse
     with pytest.raises(ValueError, match="resize_policy must be one of"):
         adapt_frames(frames, at256, "stretch")

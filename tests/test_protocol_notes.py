@@ -32,9 +32,36 @@ def test_the_protocol_itself_has_no_footnote_and_no_notes():
         ({"trained_weights": False}, "UNTRAINED"),
         ({"resize_policy": "resize", "preprocessing": {"input_size": 256}}, "adapted"),
         ({"resize_policy": "native", "preprocessing": {"input_size": 256}}, "256px crop"),
-        ({"frame_size": 256, "preprocessing": {"input_size": 256}}, "files of 256px frames"),
+        (
+            {"frame_size": 256, "preprocessing": {"input_size": 256}},
+            "files of 256px frames with no generator record",
+        ),
+        (
+            {
+                "frame_size": 256,
+                "preprocessing": {"input_size": 256},
+                "frame_geometry": {"resize": 292, "crop": 256, "geometry": "clovaai"},
+            },
+            "regenerated as clovaai/assembled-cnn's validation_292_256",
+        ),
+        (  # 256 frames made with torchvision's rounding are not clovaai's: said as they are
+            {
+                "frame_size": 256,
+                "preprocessing": {"input_size": 256},
+                "frame_geometry": {"resize": 256, "crop": 256, "geometry": "torchvision"},
+            },
+            "regenerated at Resize(256) + CenterCrop(256) (torchvision rounding)",
+        ),
+        (
+            {"frame_geometry": {"resize": 300, "crop": 224, "geometry": "torchvision"}},
+            "regenerated at Resize(300) + CenterCrop(224)",
+        ),
         (
             {"frame_size": 256, "resize_policy": "as-is"},
+            "the 256px frames were fed unchanged to a model evaluated at 224px",
+        ),
+        (
+            {"frame_size": 256, "resize_policy": "resize"},
             "the 256px frames were adapted to the model's 224px input",
         ),
         (
@@ -50,6 +77,13 @@ def test_each_departure_is_in_the_footnote_and_the_notes(change, words):
     footnote, notes = protocol_departures({**PROTOCOL, **change})
     assert words in footnote
     assert any(words in n for n in notes)
+
+
+def test_released_frames_and_clean_only_runs_are_not_footnoted():
+    released = {"resize": 256, "crop": 224, "geometry": "torchvision"}
+    assert protocol_departures({**PROTOCOL, "frame_geometry": released}) == (None, [])
+    clean_only = {**PROTOCOL, "source": "clean only", "frame_size": None}
+    assert protocol_departures(clean_only) == (None, [])
 
 
 def test_the_models_own_clean_geometry_is_not_footnoted():

@@ -144,16 +144,27 @@ def test_conversion_errors_name_the_variables(tmp_path, capsys):
     assert not list(tmp_path.glob("*.safetensors"))
 
 
-def test_a_tf_checkpoint_without_tensorflow_is_a_clear_error(tmp_path):
-    pytest.importorskip("numpy")
+def test_checkpoint_paths_and_bad_files_are_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no TF checkpoint there"):
+        read_tf_variables(tmp_path / "model.ckpt-1000")
+    (tmp_path / "model.ckpt-1000.index").write_bytes(b"not a bundle")
     try:
         import tensorflow  # noqa: F401
     except ImportError:
-        with pytest.raises(ValueError, match="needs TensorFlow"):
-            read_tf_variables(tmp_path / "model.ckpt-1000")
+        # the prefix exists (and .index / .data-* name the same bundle): TensorFlow is needed
+        for name in ("model.ckpt-1000", "model.ckpt-1000.index", "model.ckpt-1000.data-0-of-1"):
+            with pytest.raises(ValueError, match="needs TensorFlow"):
+                read_tf_variables(tmp_path / name)
     else:  # pragma: no cover - TensorFlow installed: the reader says what it could not read
         with pytest.raises(ValueError, match="not a readable TF checkpoint"):
-            read_tf_variables(tmp_path / "model.ckpt-1000")
+            read_tf_variables(tmp_path / "model.ckpt-1000.index")
+    np.savez(tmp_path / "v.npz", a=np.zeros(1000))
+    data = (tmp_path / "v.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    (tmp_path / "text.npz").write_text("hello")
+    for name in ("cut.npz", "text.npz"):
+        with pytest.raises(ValueError, match="not a readable .npz"):
+            read_tf_variables(tmp_path / name)
 
 
 def _oracle_runs() -> list[Path]:

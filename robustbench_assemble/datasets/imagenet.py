@@ -265,7 +265,7 @@ class SampleDataset(Dataset):
                 raise ImageReadError(
                     f"image {s.path} decodes to {a.shape[1]}x{a.shape[0]}, the batch's first "
                     f"image ({samples[0].path}) to {shape[2]}x{shape[1]}: one batch needs one "
-                    "size (ImageNet-C frames are all 224x224)"
+                    "size (a cell holds frames of one size: 224x224 as released)"
                 )
             rows[k] = a
         return images, torch.tensor([s.label for s in samples])

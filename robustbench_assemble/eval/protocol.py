@@ -44,6 +44,36 @@ def data_size_departure(sizes: Sequence[int], dataset: str, limit: int | None) -
     return None
 
 
+#: The frames of the released ImageNet-C, as make_imagenet_c records them.
+RELEASED_FRAMES = {"resize": 256, "crop": FRAME_SIZE, "geometry": "torchvision"}
+#: clovaai/assembled-cnn's validation_292_256 (make_imagenet_c --resize 292 --crop 256
+#: --geometry clovaai).
+CLOVAAI_256_FRAMES = {"resize": 292, "crop": 256, "geometry": "clovaai"}
+
+
+def _regenerated(made: Mapping[str, Any] | None, frames: int) -> str | None:
+    """How ImageNet-C files depart from the released frames, from the generator's record
+    (``made``; None: no record, e.g. the released files) and the files' frame size."""
+    if made is None:
+        if frames == FRAME_SIZE:
+            return None
+        return (
+            f"ImageNet-C files of {frames}px frames with no generator record, not the released "
+            f"{FRAME_SIZE}px frames"
+        )
+    if dict(made) == RELEASED_FRAMES:
+        return None
+    if dict(made) == CLOVAAI_256_FRAMES:
+        return (
+            "ImageNet-C regenerated as clovaai/assembled-cnn's validation_292_256 (Resize 292 + "
+            f"CenterCrop 256, its rounding), not the released {FRAME_SIZE}px frames"
+        )
+    return (
+        f"ImageNet-C regenerated at Resize({made.get('resize')}) + CenterCrop({made.get('crop')}) "
+        f"({made.get('geometry')} rounding), not the released Resize(256) + CenterCrop(224) frames"
+    )
+
+
 def protocol_departures(
     config: Mapping[str, Any], sizes: Sequence[int] = (), dataset: str = "imagenet_c"
 ) -> tuple[str | None, list[str]]:
@@ -51,7 +81,8 @@ def protocol_departures(
     its cells (``sizes``, see :func:`data_size_departure`).
 
     Keys read (an absent key is taken as the protocol's setting): ``trained_weights``,
-    ``smoke_sample``, ``source``, ``decode``, ``resize_policy``, ``frame_size``, ``preprocessing``
+    ``smoke_sample``, ``source``, ``decode``, ``resize_policy``, ``frame_size``,
+    ``frame_geometry``, ``preprocessing``
     (``input_size``, ``resize_backend``), ``reference_resize_backend``, ``codecs``,
     ``origins`` and ``fp_baseline`` (ImageNet-P), ``limit``, ``precision``.
     The smoke sample has its own footnote, so neither its on-the-fly source nor its size is
@@ -70,7 +101,8 @@ def protocol_departures(
             "reference (about 30 % of pixel values differ)"
         )
     size = (config.get("preprocessing") or {}).get("input_size", FRAME_SIZE)
-    frames = config.get("frame_size", FRAME_SIZE)
+    frames = config.get("frame_size") or FRAME_SIZE
+    made = config.get("frame_geometry")
     policy = config.get("resize_policy")
     if size != FRAME_SIZE and policy == "native":
         departures.append(
@@ -78,13 +110,16 @@ def protocol_departures(
             f"clovaai/assembled-cnn evaluated), not as the released {FRAME_SIZE}px frames"
         )
     else:
-        if frames != FRAME_SIZE and config.get("source") == "files":
+        if config.get("source") == "files":
+            made_note = _regenerated(made, frames)
+            if made_note:
+                departures.append(made_note)
+        if size != frames and policy == "as-is":
             departures.append(
-                f"ImageNet-C files of {frames}px frames (regenerated at that size, as "
-                f"clovaai/assembled-cnn's validation_292_256), not the released {FRAME_SIZE}px "
-                "frames"
+                f"the {frames}px frames were fed unchanged to a model evaluated at {size}px "
+                "(resize_policy as-is)"
             )
-        if size != frames and policy not in (None, "error"):
+        elif size != frames and policy not in (None, "error"):
             departures.append(
                 f"the {frames}px frames were adapted to the model's {size}px input "
                 f"(resize_policy {policy}); the reference feeds them as they are"

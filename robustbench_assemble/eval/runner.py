@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from .._version import __version__, code_fingerprint
-from ..models.transforms import warn_resize_policy
+from ..models.transforms import native_files_hint, warn_resize_policy
 from .cache import CLEAN, Cell, CellCache, file_sha256, state_dict_sha256
 from .cli import EvalConfig, default_workers
 from .distributed import DistContext, all_reduce_sum, barrier, broadcast_object
@@ -60,8 +60,8 @@ def build_source(cfg: EvalConfig, io: ModelIO, device: torch.device) -> Source:
         if native:
             raise ValueError(
                 "--resize-policy native corrupts val images at the model's input size on the "
-                "fly; it needs --source on-the-fly. Files made at the model's size (e.g. "
-                "make_imagenet_c --resize 292 --crop 256 --geometry clovaai) need no policy"
+                "fly; it needs --source on-the-fly. Files made at the model's size ("
+                f"{native_files_hint(io.preprocessing)}) need no policy"
             )
         if cfg.decode == "gpu":
             check_gpu_decode(device)
@@ -206,9 +206,16 @@ def run_imagenet_c(cfg: EvalConfig, ctx: DistContext) -> CResults:
     results = {cell: results[cell] for cell in cells}  # report in cell order
     barrier(ctx)
 
+    corrupted = any(not c.is_clean for c in cells)
+    pre = io.preprocessing
+    clean_only = (
+        f"clean images of {cfg.data}, {pre.resize_backend} Resize({pre.resize}) + "
+        f"CenterCrop({pre.input_size})"
+    )
     meta = {
-        "source": source.kind,
-        "data": source.description,
+        # a clean-only run (--corruptions none) corrupts nothing: say so, not the source's plan
+        "source": source.kind if corrupted else "clean only",
+        "data": source.description if corrupted else clean_only,
         "smoke_sample": isinstance(source, SmokeSource),
         "limit": cfg.limit,
         "precision": cfg.precision,
@@ -217,7 +224,8 @@ def run_imagenet_c(cfg: EvalConfig, ctx: DistContext) -> CResults:
         "batch_size": batch_size,
         "seed": cfg.seed,
         "resize_policy": io.resize_policy,
-        "frame_size": source.frame_size,
+        "frame_size": source.frame_size if corrupted else None,
+        "frame_geometry": source.frame_geometry if corrupted else None,
         "preprocessing": io.preprocessing.as_dict(),
         "reference_resize_backend": io.reference_resize_backend,
         "decode": cfg.decode,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -79,6 +80,21 @@ class CellData:
 #: with torchvision's rounding (``images.GEOMETRIES``).
 FrameGeometry = tuple[int, int, str]
 FRAME_GEOMETRY: FrameGeometry = (256, 224, "torchvision")
+
+
+def generator_frames(cell: Path) -> dict | None:
+    """The frame geometry make_imagenet_c recorded for a cell folder
+    (``<corruption>/<severity>.json``, key ``frames``; records older than that key are the
+    default 256/224 torchvision frames), or None for files without a record (released data)."""
+    record = cell.parent / f"{cell.name}.json"
+    if not record.is_file():
+        return None
+    try:
+        data = json.loads(record.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{record}: unreadable generator record ({exc})") from None
+    default = dict(zip(("resize", "crop", "geometry"), FRAME_GEOMETRY, strict=True))
+    return data.get("frames", default) if isinstance(data, dict) else None
 
 
 def frame_tensor(image: Image.Image, geometry: FrameGeometry = FRAME_GEOMETRY) -> torch.Tensor:
@@ -264,6 +280,9 @@ class Source:
     has_clean: bool = True
     #: side of the corrupted frames the model sees (files: read by :meth:`check`)
     frame_size: int = FRAME_GEOMETRY[1]
+    #: how the frames were made: {"resize", "crop", "geometry"}, None when not recorded
+    #: (released files; make_imagenet_c writes it next to each cell)
+    frame_geometry: dict | None = None
 
     def check(self, cells: Sequence[Cell]) -> None:  # pragma: no cover - trivial default
         return None
@@ -334,17 +353,25 @@ class FilesSource(Source):
         return self._classes
 
     def check(self, cells: Sequence[Cell]) -> None:
-        """Every cell exists, and all hold frames of one size (:attr:`frame_size`)."""
+        """Every cell exists, and all hold frames of one size (:attr:`frame_size`) made one way
+        (:attr:`frame_geometry`, from make_imagenet_c's record next to each cell, if any)."""
         sizes: dict[int, Path] = {}
+        made: dict[str, tuple[dict | None, Path]] = {}
         for c in cells:
             if not c.is_clean:
                 folder = find_cell(self.root, c.corruption, c.severity)
                 sizes.setdefault(frame_size(folder), folder)
+                record = generator_frames(folder)
+                made.setdefault(json.dumps(record, sort_keys=True), (record, folder))
         if len(sizes) > 1:
             listed = ", ".join(f"{n}x{n} in {folder}" for n, folder in sorted(sizes.items()))
             raise ValueError(f"--imagenet-c {self.root} mixes frame sizes: {listed}")
+        if len(made) > 1:
+            listed = "; ".join(f"{r or 'no record'} in {folder}" for r, folder in made.values())
+            raise ValueError(f"--imagenet-c {self.root} mixes frames made differently: {listed}")
         if sizes:
             self.frame_size = next(iter(sizes))
+            self.frame_geometry = next(iter(made.values()))[0]
 
     def cell(self, cell: Cell) -> CellData:
         if cell.is_clean:
@@ -390,6 +417,7 @@ class OnTheFlySource(Source):
     ) -> None:
         self.val, self.clean_transform, self.seed, self.device = val, clean_transform, seed, device
         self.geometry, self.frame_size = geometry, geometry[1]
+        self.frame_geometry = dict(zip(("resize", "crop", "geometry"), geometry, strict=True))
         self.description = (
             f"{val.root}, Resize({geometry[0]}) + CenterCrop({geometry[1]}) ({geometry[2]} "
             "rounding), corrupted on the fly "
@@ -434,6 +462,7 @@ class SmokeSource(Source):
         self.frames = InMemory([(frame_tensor(im, geometry), label) for im, label in photos])
         self.seed, self.device, self.geometry = seed, device, geometry
         self.frame_size = geometry[1]
+        self.frame_geometry = dict(zip(("resize", "crop", "geometry"), geometry, strict=True))
 
     def check(self, cells: Sequence[Cell]) -> None:
         _require_corrupt_batch()

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import collections
 import os
+import re
+import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,7 +143,10 @@ def tf_variable_names(model: ResNet) -> list[TFVariable]:
     """Every parameter and BN statistic of ``model`` with its name in a checkpoint of
     clovaai/assembled-cnn's ``resnet_model``, in the TF code's creation order."""
     if not isinstance(model, ResNet):
-        raise ValueError(f"TF checkpoints convert into the assembled ResNets, not {type(model)}")
+        raise ValueError(
+            "TF checkpoints convert into the assembled ResNets (assemble_r50, assemble_r152, "
+            f"resnet50d, ...), not a {type(model).__name__}"
+        )
     return _Walk(model).run()
 
 
@@ -152,8 +157,21 @@ def read_tf_variables(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if path.suffix == ".npz":
         if not path.is_file():
             raise FileNotFoundError(f"--checkpoint {path}: no such file")
-        with np.load(path) as data:
-            return {k: data[k] for k in data.files}
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise ValueError(
+                f"--checkpoint {path}: not a readable .npz of variable arrays "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
+    if re.search(r"\.(index|data-\d+-of-\d+)$", path.name):  # a file of the bundle: its prefix
+        path = path.with_name(re.sub(r"\.(index|data-\d+-of-\d+)$", "", path.name))
+    if not (path.is_dir() or path.with_name(path.name + ".index").is_file()):
+        raise FileNotFoundError(
+            f"--checkpoint {path}: no TF checkpoint there (expected a folder with a "
+            f"'checkpoint' file, or a prefix with {path.name}.index next to it)"
+        )
     try:
         import tensorflow as tf
     except ImportError:
@@ -210,6 +228,11 @@ def convert_tf_variables(
         shown = "; ".join(problems[:8]) + (
             f"; ... ({len(problems)} in all)" if len(problems) > 8 else ""
         )
+        if len(problems) > len(expected) // 10:
+            shown += (
+                f" -- the checkpoint has {len(variables)} variables for the model's "
+                f"{len(expected)} tensors: is it a checkpoint of this model variant?"
+            )
         raise ValueError(f"the checkpoint does not fit {type(model).__name__}: {shown}")
     for key, tensor in ours.items():  # BN step counters: not in TF
         state.setdefault(key, tensor)

@@ -146,6 +146,12 @@ def normalize_batch(
     return y
 
 
+def native_files_hint(pre: Preprocessing) -> str:
+    """The make_imagenet_c flags that make ImageNet-C at the model's own geometry."""
+    resize, crop, geometry = pre.native_geometry
+    return f"make_imagenet_c --resize {resize} --crop {crop} --geometry {geometry}"
+
+
 def check_resize_policy(policy: str) -> str:
     """Validate a ``resize_policy`` name (ValueError listing the choices)."""
     if policy not in RESIZE_POLICIES:
@@ -176,12 +182,13 @@ def adapt_frames(
             f"({size}) on the fly; it cannot use {h}x{w} ImageNet-C/P frames (files)"
         )
     if policy == "error":
+        crop = "'center-crop' (crop them), " if size < min(h, w) else ""
         raise ValueError(
-            f"the frames are {h}x{w} but the model's input_size is {size}: choose a resize_policy "
-            f"explicitly: 'as-is' (feed {h}x{w} frames unchanged), 'resize' (resize them to "
-            f"{size}; changes the benchmark), 'center-crop' (only if {size} < {min(h, w)}), or "
-            f"'native' with --source on-the-fly (corrupt at {size} px: assembled-cnn protocol); "
-            f"or ImageNet-C files made at {size} px (make_imagenet_c --crop {size})"
+            f"the frames are {h}x{w} but the model's input_size is {size}: evaluate ImageNet-C "
+            f"files made at the model's size ({native_files_hint(pre)}), or choose a "
+            f"--resize-policy: 'as-is' (feed {h}x{w} frames unchanged), 'resize' (resize them "
+            f"to {size}; changes the benchmark), {crop}or 'native' with --source on-the-fly "
+            f"(corrupt val images at {size} px on the fly, without the q85 JPEG step)"
         )
     if policy == "center-crop":
         if size > h or size > w:

@@ -189,9 +189,20 @@ def load_weights(
         if k in own and tuple(v.shape) != tuple(own[k].shape)
     ]
     if shapes:
+        background = any(
+            tuple(v.shape[:1]) == (own[k].shape[0] + 1,) == (1001,)
+            for k, v in state.items()
+            if k in own and k.startswith("fc.") and own[k].dim() >= 1
+        )
+        hint = (
+            " (1001 outputs: a checkpoint that kept the TF background logit; convert it "
+            "without --keep-background)"
+            if background
+            else ""
+        )
         raise WeightsMismatchError(
             f"{source} does not fit {type(model).__name__}: {len(shapes)} shape mismatch(es): "
-            f"{_listing(shapes)}"
+            f"{_listing(shapes)}{hint}"
         )
     result = model.load_state_dict(state, strict=False)
     missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
