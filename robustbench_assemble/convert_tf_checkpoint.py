@@ -14,20 +14,19 @@ written under a temporary name and renamed when complete. Exit status: 0 done, 2
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from ._version import __version__
-from .atomic import temp_path_for
+from .atomic import atomic_write_bytes
 
 
 def convert(
     checkpoint: str | Path, model_name: str, out: str | Path, *, keep_background: bool = False
 ) -> tuple[int, list[str]]:
     """Write ``out``; returns (number of tensors, unused checkpoint variables)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     from .models import create_model
     from .models.tf_checkpoint import convert_tf_variables, read_tf_variables
@@ -40,8 +39,7 @@ def convert(
     variables = read_tf_variables(checkpoint)  # first: a bad path fails before any model work
     model = create_model(model_name, num_classes=1001 if keep_background else 1000)
     state, unused = convert_tf_variables(variables, model, drop_background=not keep_background)
-    model.load_state_dict(state, strict=True)
-    tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
+    tensors = {k: v.contiguous() for k, v in state.items()}  # every key of the model's
     metadata = {
         "source": str(checkpoint),
         "converter": f"robustbench_assemble {__version__} convert_tf_checkpoint",
@@ -50,15 +48,7 @@ def convert(
         "unused_variables": str(len(unused)),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_for(out)
-    try:
-        save_file(tensors, str(tmp), metadata=metadata)
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o666 & ~umask)  # as any file the user writes
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_bytes(out, save(tensors, metadata=metadata))
     return len(tensors), unused
 
 

@@ -103,6 +103,19 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
 GEOMETRIES = ("torchvision", "clovaai")
 
 
+def frame_record(resize: int, crop: int, geometry: str) -> dict:
+    """How frames were made, as make_imagenet_c records it next to each cell and the
+    evaluation reports it (``frame_geometry``)."""
+    return {"resize": resize, "crop": crop, "geometry": geometry}
+
+
+#: The released ImageNet-C's frames: Resize(256) + CenterCrop(224), torchvision's rounding.
+RELEASED_FRAMES = frame_record(256, 224, "torchvision")
+#: clovaai/assembled-cnn's ``validation_292_256`` (``make_imagenet_c --resize 292 --crop 256
+#: --geometry clovaai``).
+CLOVAAI_256_FRAMES = frame_record(292, 256, "clovaai")
+
+
 def check_geometry(geometry: str) -> str:
     """Validate a frame geometry name (ValueError listing :data:`GEOMETRIES`)."""
     if geometry not in GEOMETRIES:

@@ -74,7 +74,13 @@ from .atomic import atomic_write_json, atomic_writer, remove_temp_files
 from .corruptions.params import resolve_names, resolve_severities
 from .datasets.imagenet import Sample, fingerprint, index_folder, interleave_classes, select_subset
 from .datasets.imagenet_c import corrupted_relpath
-from .images import GEOMETRIES, ImageReadError, load_benchmark_image
+from .images import (
+    GEOMETRIES,
+    RELEASED_FRAMES,
+    ImageReadError,
+    frame_record,
+    load_benchmark_image,
+)
 from .threads import available_cores
 
 #: PIL save options of the reference generator.
@@ -153,7 +159,7 @@ class Settings:
             rec["batch_size"] = self.batch_size
             rec["images"] = self.images
         rec.update(
-            frames={"resize": self.resize, "crop": self.crop, "geometry": self.geometry},
+            frames=frame_record(*self.frames),
             seed_scheme=SEED_SCHEME,
             jpeg={"quality": JPEG_QUALITY, "optimize": JPEG_OPTIMIZE},
             versions={
@@ -174,7 +180,7 @@ def _device_kind(device: str) -> str:
 
 MUST_MATCH = ("seed", "backend", "device", "batch_size", "seed_scheme", "jpeg", "frames")
 #: What records written before a key existed mean by its absence.
-RECORD_DEFAULTS = {"frames": {"resize": 256, "crop": 224, "geometry": "torchvision"}}
+RECORD_DEFAULTS = {"frames": RELEASED_FRAMES}
 
 
 def provenance_path(out: Path, corruption: str, severity: int) -> Path:

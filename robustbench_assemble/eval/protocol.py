@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..images import CLOVAAI_256_FRAMES, RELEASED_FRAMES
 from ..models.transforms import FRAME_SIZE
 from ..perturbations.codec import CODEC_ATTRS
 
@@ -42,13 +43,6 @@ def data_size_departure(sizes: Sequence[int], dataset: str, limit: int | None) -
     if limit is not None:
         return f"a fixed subset of the data{via}: {hi:,} {unit}"
     return None
-
-
-#: The frames of the released ImageNet-C, as make_imagenet_c records them.
-RELEASED_FRAMES = {"resize": 256, "crop": FRAME_SIZE, "geometry": "torchvision"}
-#: clovaai/assembled-cnn's validation_292_256 (make_imagenet_c --resize 292 --crop 256
-#: --geometry clovaai).
-CLOVAAI_256_FRAMES = {"resize": 292, "crop": 256, "geometry": "clovaai"}
 
 
 def _regenerated(made: Mapping[str, Any] | None, frames: int) -> str | None:

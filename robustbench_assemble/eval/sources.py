@@ -46,7 +46,13 @@ from ..datasets.imagenet import (
     select_subset,
 )
 from ..datasets.imagenet_c import ImageNetC, find_cell, frame_size
-from ..images import ImageReadError, load_rgb, resize_center_crop
+from ..images import (
+    RELEASED_FRAMES,
+    ImageReadError,
+    frame_record,
+    load_rgb,
+    resize_center_crop,
+)
 from .cache import Cell
 from .loop import BatchDecoder, DeviceTransform
 from .smoke import SMOKE_DESCRIPTION, load_smoke_sample, smoke_fingerprint
@@ -79,7 +85,11 @@ class CellData:
 #: (resize, crop, rounding) of the frames ImageNet-C corrupts: Resize(256) + CenterCrop(224)
 #: with torchvision's rounding (``images.GEOMETRIES``).
 FrameGeometry = tuple[int, int, str]
-FRAME_GEOMETRY: FrameGeometry = (256, 224, "torchvision")
+FRAME_GEOMETRY: FrameGeometry = (
+    RELEASED_FRAMES["resize"],
+    RELEASED_FRAMES["crop"],
+    RELEASED_FRAMES["geometry"],
+)
 
 
 def generator_frames(cell: Path) -> dict | None:
@@ -93,8 +103,7 @@ def generator_frames(cell: Path) -> dict | None:
         data = json.loads(record.read_text())
     except (OSError, ValueError) as exc:
         raise ValueError(f"{record}: unreadable generator record ({exc})") from None
-    default = dict(zip(("resize", "crop", "geometry"), FRAME_GEOMETRY, strict=True))
-    return data.get("frames", default) if isinstance(data, dict) else None
+    return data.get("frames", RELEASED_FRAMES) if isinstance(data, dict) else None
 
 
 def frame_tensor(image: Image.Image, geometry: FrameGeometry = FRAME_GEOMETRY) -> torch.Tensor:
@@ -417,7 +426,7 @@ class OnTheFlySource(Source):
     ) -> None:
         self.val, self.clean_transform, self.seed, self.device = val, clean_transform, seed, device
         self.geometry, self.frame_size = geometry, geometry[1]
-        self.frame_geometry = dict(zip(("resize", "crop", "geometry"), geometry, strict=True))
+        self.frame_geometry = frame_record(*geometry)
         self.description = (
             f"{val.root}, Resize({geometry[0]}) + CenterCrop({geometry[1]}) ({geometry[2]} "
             "rounding), corrupted on the fly "
@@ -462,7 +471,7 @@ class SmokeSource(Source):
         self.frames = InMemory([(frame_tensor(im, geometry), label) for im, label in photos])
         self.seed, self.device, self.geometry = seed, device, geometry
         self.frame_size = geometry[1]
-        self.frame_geometry = dict(zip(("resize", "crop", "geometry"), geometry, strict=True))
+        self.frame_geometry = frame_record(*geometry)
 
     def check(self, cells: Sequence[Cell]) -> None:
         _require_corrupt_batch()

@@ -165,8 +165,10 @@ def read_tf_variables(path: str | os.PathLike) -> dict[str, np.ndarray]:
                 f"--checkpoint {path}: not a readable .npz of variable arrays "
                 f"({type(exc).__name__}: {exc})"
             ) from None
-    if re.search(r"\.(index|data-\d+-of-\d+)$", path.name):  # a file of the bundle: its prefix
-        path = path.with_name(re.sub(r"\.(index|data-\d+-of-\d+)$", "", path.name))
+    # a file of the bundle (model.ckpt.index, model.ckpt.data-00000-of-00001): its prefix
+    prefix = re.sub(r"\.(index|data-\d+-of-\d+)$", "", path.name)
+    if prefix != path.name:
+        path = path.with_name(prefix)
     if not (path.is_dir() or path.with_name(path.name + ".index").is_file()):
         raise FileNotFoundError(
             f"--checkpoint {path}: no TF checkpoint there (expected a folder with a "
