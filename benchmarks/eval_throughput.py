@@ -2,7 +2,7 @@
 
     python benchmarks/eval_throughput.py [--data VAL_DIR] [--model resnet50] [--device cuda]
         [--precision bf16] [--batch-size 250] [--workers 12,16] [--images 250] [--repeat 100]
-        [--cells 5] [--decode cpu,pil,gpu] [--buffers reuse,fresh] [--loader-only]
+        [--cells 5] [--decode cpu,pil,gpu] [--buffers reuse,reuse-copy,fresh] [--loader-only]
         [--mem-sizes 100,400]
 
 1. Writes the first ``--images`` photos of ``--data`` (default: the shared 1,000-image sample)
@@ -18,17 +18,26 @@
    :func:`robustbench_assemble.eval.loop.evaluate_cells` over all cells (files -> workers ->
    device -> [nvjpeg] -> normalisation -> model -> counts), the way a run evaluates them: one
    loader for the run, worker start-up included.
-   With ``cpu`` and ``pil`` each is timed twice, interleaved (``--buffers``): workers writing
-   into the loader's reused shared-memory batch buffers (``reuse``, what runs use) and into
-   a new shared-memory tensor per batch (``fresh``, the baseline). With ``--cell-by-cell``
-   also (c): :func:`evaluate_cell` once per cell (a new loader per cell, as before
-   2026-11-26). ``--loader-only`` skips (b)-(d) and the memory probe.
+   With ``cpu`` and ``pil`` each is timed per ``--buffers`` mode, interleaved: workers writing
+   into the loader's reused shared-memory batch buffers (``reuse``, what runs use: on CUDA the
+   main process page-locks them and copies batches straight out of them), the same with the
+   DataLoader's pin-memory thread copying every batch into pinned memory first
+   (``reuse-copy``, CUDA only, the path before the ring was page-locked), and a new
+   shared-memory tensor per batch (``fresh``, the baseline). On CUDA the bare loader of
+   ``reuse`` hands over batches without any copy (the loop copies them), that of
+   ``reuse-copy`` and ``fresh`` includes the pin-memory thread's. Each harness run also
+   reports where its main thread waited (``loop.LoopStats``: for the loader's next batch, for
+   the GPU). With ``--cell-by-cell`` also (c): :func:`evaluate_cell` once per cell (a new
+   loader per cell, as before 2026-11-26). ``--loader-only`` skips (b)-(d) and the memory
+   probe.
 4. (d) Pure forward: the same model, batch size and precision on a batch already normalised on
    the device, the same number of images. (e) The harness's device half
    (:func:`~robustbench_assemble.eval.loop.evaluate_batches`: copy, normalisation, model,
    counts) on one cell's batches preloaded in (pinned) host memory, replayed for every cell,
    no loader running: the main process's own ceiling, so (d) -> (e) is its per-batch overhead
-   and (e) -> (b) what running beside the loader costs (decode ``cpu``).
+   and (e) -> (b) what running beside the loader costs (decode ``cpu``). (f) CUDA: the cost
+   of page-locking a ring of the size the first ``--workers`` count uses (once per loader,
+   i.e. per 5 cells of a run).
 5. Streaming: the harness (decode cpu) in a fresh subprocess on 100 and 400 images
    (``--mem-sizes``, empty to skip); peak RSS of the main process and (CUDA) max allocated
    memory should not grow with the size.
@@ -144,23 +153,31 @@ def decode_cost(cell, frames) -> dict:
     return out
 
 
-def run_loader(args, device, jobs, workers: int, reuse: bool = True) -> float:
+#: --buffers mode -> (reuse_buffers, pin_ring) of make_loader / evaluate_cells.
+BUFFER_MODES = {"reuse": (True, True), "reuse-copy": (True, False), "fresh": (False, True)}
+
+
+def run_loader(args, device, jobs, workers: int, buffers: str = "reuse") -> float:
     """Images/s of the bare DataLoader (batches fetched, nothing else)."""
     from robustbench_assemble.eval.loop import make_loader
 
-    loader = make_loader(
-        jobs, batch_size=args.batch_size, workers=workers, device=device, reuse_buffers=reuse
-    )
+    reuse, pin_ring = BUFFER_MODES[buffers]
+    loader = make_loader(jobs, batch_size=args.batch_size, workers=workers, device=device,
+                         reuse_buffers=reuse, pin_ring=pin_ring)  # fmt: skip
     t0 = time.perf_counter()
     n = sum(len(b.labels) for b in loader)
     return n / (time.perf_counter() - t0)
 
 
-def run_harness(args, device, model, jobs, workers: int, cell_by_cell=False, reuse=True):
-    from robustbench_assemble.eval.loop import evaluate_cell, evaluate_cells
+def run_harness(args, device, model, jobs, workers: int, cell_by_cell=False, buffers="reuse"):
+    """(seconds, images, :class:`~robustbench_assemble.eval.loop.LoopStats`) of the harness."""
+    from robustbench_assemble.eval.loop import LoopStats, evaluate_cell, evaluate_cells
 
+    reuse, pin_ring = BUFFER_MODES[buffers]
+    stats = LoopStats()
     kw = dict(device=device, batch_size=args.batch_size, workers=workers,
-              precision=args.precision, progress=False, reuse_buffers=reuse)  # fmt: skip
+              precision=args.precision, progress=False, reuse_buffers=reuse,
+              pin_ring=pin_ring, stats=stats)  # fmt: skip
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
@@ -173,7 +190,25 @@ def run_harness(args, device, model, jobs, workers: int, cell_by_cell=False, reu
         counts = evaluate_cells(model, jobs, **kw)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return time.perf_counter() - t0, sum(c.n for c in counts)
+    return time.perf_counter() - t0, sum(c.n for c in counts), stats
+
+
+def pin_cost(args, workers: int) -> dict:
+    """Milliseconds to page-lock (and unlock) a ring of the size a loader with ``workers``
+    workers allocates at ``--batch-size`` for 224 frames (CUDA)."""
+    from robustbench_assemble.eval import loop
+
+    slots = workers * loop.PREFETCH_FACTOR + loop.RING_SPARE_SLOTS
+    ring = loop._BatchRing(slots, args.batch_size * 224 * 224 * 3)
+    ring.buffer.fill_(0)  # the workers have touched every page before the loop pins them
+    t0 = time.perf_counter()
+    ok = ring.pin()
+    t1 = time.perf_counter()
+    ring.unpin()
+    t2 = time.perf_counter()
+    mb = ring.buffer.numel() / 2**20
+    return {"ring_mb": round(mb, 1), "pinned": ok,
+            "pin_ms": round((t1 - t0) * 1e3, 1), "unpin_ms": round((t2 - t1) * 1e3, 1)}  # fmt: skip
 
 
 def run_device_loop(args, device, model, jobs, n_images: int) -> float:
@@ -229,7 +264,7 @@ def memory_probe(args) -> dict:
     device, io, model, cell = setup(args)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    seconds, n = run_harness(args, device, model, jobs_for(io, [cell], "cpu"), args.workers[0])
+    seconds, n, _ = run_harness(args, device, model, jobs_for(io, [cell], "cpu"), args.workers[0])
     return {
         "images": n,
         "seconds": round(seconds, 2),
@@ -258,8 +293,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cell-by-cell", action="store_true", help="also time evaluate_cell per cell")
     p.add_argument(
         "--buffers",
-        default="reuse,fresh",
-        help="decode cpu/pil: batch buffers reused (the ring) and/or fresh per batch",
+        default=None,
+        help="decode cpu/pil: batch buffers reused (the ring; on CUDA copied straight out of it), "
+        "reused but copied by the pin-memory thread (reuse-copy, CUDA), and/or fresh per batch "
+        "(default cuda: reuse,reuse-copy,fresh; cpu: reuse,fresh)",
     )
     p.add_argument(
         "--loader-only", action="store_true", help="time decoding and the bare loader only"
@@ -277,9 +314,12 @@ def main(argv: list[str] | None = None) -> int:
     dev = torch.device("cuda" if cuda else "cpu")
     args.workers = [int(w) for w in (args.workers or str(default_workers(dev))).split(",")]
     decodes = [d for d in (args.decode or ("cpu,pil,gpu" if cuda else "cpu,pil")).split(",") if d]
+    args.buffers = args.buffers or ("reuse,reuse-copy,fresh" if cuda else "reuse,fresh")
     buffer_modes = [b for b in args.buffers.split(",") if b]
-    if not buffer_modes or any(b not in ("reuse", "fresh") for b in buffer_modes):
-        raise SystemExit(f"--buffers {args.buffers}: expected reuse and/or fresh")
+    if not buffer_modes or any(b not in BUFFER_MODES for b in buffer_modes):
+        raise SystemExit(f"--buffers {args.buffers}: expected reuse, reuse-copy and/or fresh")
+    if "reuse-copy" in buffer_modes and not cuda:
+        raise SystemExit("--buffers reuse-copy: only on CUDA (on the CPU it is reuse)")
     if args.loader_only:
         args.mem_sizes = ""
     if any(d not in ("cpu", "pil", "gpu") for d in decodes) or ("gpu" in decodes and not cuda):
@@ -309,23 +349,26 @@ def main(argv: list[str] | None = None) -> int:
             for w in args.workers:
                 # buffers interleaved per worker count: same-run pairs on a noisy machine
                 for buffers in buffer_modes if decode != "gpu" else ["fresh"]:
-                    reuse = buffers == "reuse"
                     r = rates[f"{decode}/{buffers}/{w}"] = {
                         "decode": decode,
                         "buffers": buffers,
                         "workers": w,
-                        "loader_img_s": round(run_loader(args, device, jobs, w, reuse), 1),
+                        "loader_img_s": round(run_loader(args, device, jobs, w, buffers), 1),
                     }
                     if not args.loader_only:
-                        seconds, n = run_harness(args, device, model, jobs, w, reuse=reuse)
+                        seconds, n, st = run_harness(args, device, model, jobs, w, buffers=buffers)
                         r["harness_img_s"] = round(n / seconds, 1)
+                        r["data_wait"] = round(st.data_wait_s / st.total_s, 3)
+                        r["gpu_wait"] = round(st.gpu_wait_s / st.total_s, 3)
+                        r["ring_pinned"] = st.ring_pinned
             if args.cell_by_cell and not args.loader_only:
                 buffers = buffer_modes[0] if decode != "gpu" else "fresh"
-                reuse = buffers == "reuse"
-                seconds, n = run_harness(args, device, model, jobs, args.workers[0], True, reuse)
+                seconds, n, _ = run_harness(args, device, model, jobs, args.workers[0], True,
+                                            buffers)  # fmt: skip
                 key = f"{decode}/{buffers}/{args.workers[0]}"
                 rates[key]["cell_by_cell_img_s"] = round(n / seconds, 1)
         forward = None if args.loader_only else run_forward(args, device, io, model, n)
+        pinning = pin_cost(args, args.workers[0]) if device.type == "cuda" else None
         device_loop = None
         if not args.loader_only and "cpu" in decodes:
             device_loop = run_device_loop(args, device, model, jobs_for(io, cells, "cpu"), n)
@@ -357,8 +400,12 @@ def main(argv: list[str] | None = None) -> int:
     if device_loop is not None:
         print(f"  harness, preloaded batches (no loader):        {device_loop:8.1f} img/s "
               f"(/ forward {device_loop / forward:.3f})")  # fmt: skip
+    if pinning is not None:
+        print(f"  page-locking a ring of {pinning['ring_mb']} MB ({args.workers[0]} workers): "
+              f"{pinning['pin_ms']} ms, unlocking {pinning['unpin_ms']} ms "
+              f"(ok: {pinning['pinned']})")  # fmt: skip
     for r in rates.values():
-        line = (f"  decode {r['decode']} buffers {r['buffers']:5s} workers {r['workers']:2d}: "
+        line = (f"  decode {r['decode']} buffers {r['buffers']:10s} workers {r['workers']:2d}: "
                 f"bare loader {r['loader_img_s']:8.1f} img/s")  # fmt: skip
         # the baseline: PIL decoding into a fresh buffer per batch (the path before the ring)
         base = rates.get(f"pil/fresh/{r['workers']}")
@@ -372,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
             if base and base is not r:
                 r["harness_vs_baseline"] = round(r["harness_img_s"] / base["harness_img_s"], 3)
                 line += f" ({r['harness_vs_baseline']:.2f}x pil/fresh)"
+            line += f"; waits: loader {r['data_wait']:.0%}, device {r['gpu_wait']:.0%}"
         if "cell_by_cell_img_s" in r:
             line += f", cell by cell {r['cell_by_cell_img_s']:8.1f}"
         print(line)
@@ -385,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch_size": args.batch_size, "images": n, "cells": args.cells, "decode_cost": cost,
         "forward_img_s": None if forward is None else round(forward, 1),
         "device_loop_img_s": None if device_loop is None else round(device_loop, 1),
-        "runs": list(rates.values()), "memory": probes,
+        "runs": list(rates.values()), "memory": probes, "ring_pinning": pinning,
         "seconds": round(time.perf_counter() - started, 1),
     }  # fmt: skip
     print(json.dumps(result))

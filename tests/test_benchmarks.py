@@ -7,6 +7,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -29,7 +31,14 @@ def test_eval_throughput_runs_every_mode_on_the_cpu(sample_dir, capsys):
     assert result["images"] == 4 and result["forward_img_s"] > 0
     assert result["device_loop_img_s"] > 0  # the harness's device half on preloaded batches
     assert all(r["harness_img_s"] > 0 and r["loader_img_s"] > 0 for r in result["runs"])
+    # where the loop waited: shares of its time; no GPU, no ring to page-lock
+    assert all(0 <= r["data_wait"] <= 1 and r["gpu_wait"] == 0 for r in result["runs"])
+    assert all(r["ring_pinned"] is None for r in result["runs"])
+    assert result["ring_pinning"] is None
     assert result["decode_cost"]["decode_ms"] > 0
+    err = "--buffers reuse-copy: only on CUDA"
+    with pytest.raises(SystemExit, match=err):
+        bench.main([*argv, "--buffers", "reuse-copy"])
 
 
 def test_eval_throughput_loader_only(sample_dir, capsys):

@@ -641,14 +641,19 @@ def test_batch_fast_path_equals_per_image_tensors(sample_dir, imagenet_c):
     assert torch.equal(got, torch.stack([cell[i][0] for i in range(len(cell))]))
 
 
-@pytest.mark.parametrize("spare, safe", [(2, True), (1, True), (0, False), (-7, False)])
-def test_batch_ring_slot_is_not_overwritten_while_in_use(
-    sample_dir, imagenet_c, monkeypatch, spare, safe
+@pytest.mark.parametrize(
+    "spare, lag, safe",
+    [(2, 0, True), (2, 1, True), (2, 2, False), (1, 0, True), (1, 1, False), (0, 0, False)],
+)
+def test_batch_ring_slot_stays_intact_until_spare_more_batches_are_handed_over(
+    sample_dir, imagenet_c, monkeypatch, spare, lag, safe
 ):
-    """Workers race ahead while the loop holds each batch: with the ring's slot count the
-    batch's pixels stay intact; with one slot fewer than that the workers overwrite it (the
-    negative controls: P = 2 workers x prefetch 4 slots, and a single slot), so this check
-    can fail. One spare slot is the least that is safe; the ring keeps two."""
+    """Workers race ahead while the loop reads each batch only after ``lag`` later batches
+    were handed over (on CUDA the copy out of a pinned ring finishes that late: the loop waits
+    for it ``RING_SPARE_SLOTS - 1`` batches later, ``loop._SlotGuard``). The pixels stay intact
+    for lag < spare slots; at lag = spare the workers overwrite them (the negative controls,
+    with P = 2 workers x prefetch 4), so this check can fail."""
+    import collections
     import copy
     import time
 
@@ -665,14 +670,170 @@ def test_batch_ring_slot_is_not_overwritten_while_in_use(
     cell.samples = [base.samples[i] for i in order.tolist()]
     job = loop.CellJob(cell, prepare=lambda x: x.float())
     loader = loop.make_loader([job], batch_size=2, workers=2, device=torch.device("cpu"))
-    intact = []
-    for b in loader:
-        assert b.ring is not None
-        time.sleep(0.02)  # the loop "computes"; workers fill the slots of later batches
+    held, intact = collections.deque(), []
+
+    def check(b) -> None:
         want = torch.stack([pixels[cell.samples[i].relpath] for i in b.indices.tolist()])
         intact.append(torch.equal(b.host_images(), want))
+
+    for b in loader:
+        assert b.ring is not None
+        held.append(b)
+        time.sleep(0.02)  # the loop "computes"; workers fill the slots of later batches
+        if len(held) > lag:
+            check(held.popleft())
+    for b in held:
+        check(b)
     assert len(intact) == len(cell.samples) // 2
     assert all(intact) if safe else not all(intact)
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_evaluation_starts_each_loader_worker_once(monkeypatch, progress):
+    """``--workers 2`` means two worker processes. tqdm.auto's bar calls iter() on the
+    iterable it is given (tqdm/tqdm#1598): wrapping the DataLoader started a second set of
+    workers that prefetched batches nobody read (4 processes here before the fix)."""
+    import multiprocessing.process
+
+    from robustbench_assemble.eval import loop
+
+    started = []
+    start = multiprocessing.process.BaseProcess.start
+    monkeypatch.setattr(
+        multiprocessing.process.BaseProcess, "start", lambda p: started.append(p) or start(p)
+    )
+    job = loop.CellJob(_Toy(12, seed=0), prepare=lambda x: x.float())
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 10))
+    (counts,) = loop.evaluate_cells(net, [job], device=torch.device("cpu"), batch_size=4,
+                                    workers=2, progress=progress)  # fmt: skip
+    assert counts.n == 12 and len(started) == 2
+
+
+class _FakeEvent:
+    """A CUDA event stand-in that completes after ``polls`` queries."""
+
+    def __init__(self, polls: int) -> None:
+        self.polls, self.queries = polls, 0
+
+    def query(self) -> bool:
+        self.queries += 1
+        return self.queries > self.polls
+
+
+def test_slot_guard_waits_for_all_but_the_latest_spare_minus_one_copies():
+    """What the ring's reuse needs (test above): before the next batch is fetched, every copy
+    but the last ``RING_SPARE_SLOTS - 1`` has finished."""
+    from robustbench_assemble.eval import loop
+
+    assert loop.RING_SPARE_SLOTS == 2
+    guard = loop._SlotGuard()
+    events = [_FakeEvent(3), _FakeEvent(2), _FakeEvent(5)]
+    guard.add(events[0])
+    guard.done()  # one pending copy may stay
+    assert events[0].queries == 0
+    guard.add(events[1])
+    guard.done()  # the first is waited for (polled until done), the second stays pending
+    assert events[0].queries == 4 and events[1].queries == 0
+    guard.add(events[2])
+    guard.done()
+    assert events[1].queries == 3 and events[2].queries == 0
+    assert list(guard.pending) == [events[2]]
+
+
+@pytest.mark.parametrize("outcome", ["pinned", "refused", "model fails"])
+def test_cuda_ring_path_pins_once_after_the_workers_start_and_unpins_at_the_end(
+    sample_dir, imagenet_c, monkeypatch, outcome
+):
+    """The loop's CUDA ring path with CUDA faked (copies are clones, events complete at once):
+    the ring is page-locked once, when the first batch arrives (the workers are running by
+    then, so no child inherits locked pages), unlocked after a device synchronisation at the
+    end, also when the model fails; a ring CUDA refuses is copied out batch by batch instead,
+    with a warning. Counts equal the plain CPU loop's. The real CUDA path: the gpu tests."""
+    import multiprocessing
+
+    from robustbench_assemble.datasets.imagenet import find_classes
+    from robustbench_assemble.datasets.imagenet_c import ImageNetC
+    from robustbench_assemble.eval import loop
+
+    cell = ImageNetC(imagenet_c, "contrast", 1, find_classes(sample_dir))
+    job = loop.CellJob(cell, prepare=lambda x: x.float() / 255)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(),
+                              torch.nn.Linear(12, 1000))  # fmt: skip
+    model = loop.prepare_model(net, torch.device("cpu"))
+    kw = dict(device=torch.device("cpu"), batch_size=3, workers=2, progress=False)
+    want = loop.evaluate_cells(model, [job], **kw)
+
+    events = []
+
+    def register(ptr, nbytes):
+        started = {c.pid for c in multiprocessing.active_children()} - before
+        events.append(("pin", ptr, nbytes, len(started)))
+        return 0 if outcome != "refused" else 712
+
+    def unregister(ptr):
+        events.append(("unpin", ptr))
+        return 0
+
+    class FakeCopies(loop._ToDevice):
+        def __init__(self, device):
+            self.device, self.stream = device, "side stream"
+
+        def __call__(self, t):
+            return t.clone()
+
+        def copied(self):
+            return _FakeEvent(0)
+
+    monkeypatch.setattr(loop, "_cuda_host_register", register)
+    monkeypatch.setattr(loop, "_cuda_host_unregister", unregister)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: events.append(("sync",)))
+    monkeypatch.setattr(loop, "pin_memory", torch.Tensor.clone)
+    monkeypatch.setattr(loop, "_ToDevice", FakeCopies)
+    stats = loop.LoopStats()
+    before = {c.pid for c in multiprocessing.active_children()}  # the first run's, exiting
+    if outcome == "model fails":
+        calls = []
+
+        def failing(x):
+            calls.append(1)
+            if len(calls) == 2:
+                raise RuntimeError("model failed")
+            return net(x)
+
+        with pytest.raises(RuntimeError, match="model failed"):
+            loop.evaluate_cells(failing, [job], stats=stats, **kw)
+    elif outcome == "refused":
+        with pytest.warns(RuntimeWarning, match="could not page-lock"):
+            got = loop.evaluate_cells(model, [job], stats=stats, **kw)
+        assert got == want
+    else:
+        assert loop.evaluate_cells(model, [job], stats=stats, **kw) == want
+    (pin,) = [e for e in events if e[0] == "pin"]
+    assert pin[3] == 2  # this loader's two workers were running
+    assert pin[2] % 4096 == 0 and pin[2] >= 3 * 224 * 224 * 3  # whole pages, a batch at least
+    if outcome == "refused":
+        assert events == [pin, ("sync",)] and stats.ring_pinned is False
+    else:
+        assert events == [pin, ("sync",), ("unpin", pin[1])] and stats.ring_pinned is True
+
+
+def test_ring_reaches_the_cuda_loop_unpinned_unless_asked(sample_dir, imagenet_c):
+    """On CUDA the DataLoader's pin-memory thread is off for ring batches (the loop copies
+    them straight out of the page-locked ring); ``pin_ring=False`` keeps the old copy, and
+    loaders without a ring keep pinning. Built only: no CUDA needed."""
+    from robustbench_assemble.datasets.imagenet import find_classes
+    from robustbench_assemble.datasets.imagenet_c import ImageNetC
+    from robustbench_assemble.eval.loop import CellJob, make_loader
+
+    cell = ImageNetC(imagenet_c, "contrast", 1, find_classes(sample_dir))
+    job = CellJob(cell, prepare=lambda x: x.float())
+    kw = dict(batch_size=4, workers=2, device=torch.device("cuda"))
+    assert make_loader([job], **kw).pin_memory is False
+    assert make_loader([job], pin_ring=False, **kw).pin_memory is True
+    assert make_loader([job], reuse_buffers=False, **kw).pin_memory is True
+    cpu = dict(kw, device=torch.device("cpu"))
+    assert make_loader([job], pin_ring=False, **cpu).pin_memory is False
 
 
 def test_batch_ring_reaches_spawned_workers(sample_dir, imagenet_c, monkeypatch):
@@ -856,6 +1017,59 @@ def test_cuda_loader_counts_equal_cpu(sample_dir, imagenet_c):
         model = prepare_model(net, device).double()
         got[name] = evaluate_cells(model, jobs, device=device, batch_size=3, workers=2)
     assert got["cuda"] == got["cpu"] and all(c.n == N_IMAGES for c in got["cpu"])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("mode", ["pinned ring", "pin-memory thread", "no guard"])
+def test_cuda_batches_from_a_pinned_ring_keep_their_pixels(
+    sample_dir, imagenet_c, monkeypatch, mode
+):
+    """The copy straight out of the page-locked ring is asynchronous: the loader must not
+    hand its slot out again before the copy is done (``loop._SlotGuard``). Copies are made
+    slow (a ~5 ms sleep kernel before each on the copy stream) while workers race ahead over
+    160 frames in a random order; every batch's pixel sums on the device must equal the
+    files' — with the guard, and with the pin-memory thread's copy (the old path). Negative
+    control: without the guard the workers overwrite slots before their copies ran."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    import copy
+
+    from robustbench_assemble.datasets.imagenet import find_classes
+    from robustbench_assemble.datasets.imagenet_c import ImageNetC
+    from robustbench_assemble.eval import loop
+
+    base = ImageNetC(imagenet_c, "contrast", 1, find_classes(sample_dir))
+    sums = {s.relpath: int(base.image(s).astype("int64").sum()) for s in base.samples}
+    cell = copy.copy(base)
+    order = torch.randint(len(base.samples), (160,), generator=torch.Generator().manual_seed(1))
+    cell.samples = [base.samples[i] for i in order.tolist()]
+    copy_to_device = loop._ToDevice.__call__
+
+    def slow_copy(self, t):
+        with torch.cuda.stream(self.stream):
+            torch.cuda._sleep(10_000_000)
+        return copy_to_device(self, t)
+
+    monkeypatch.setattr(loop._ToDevice, "__call__", slow_copy)
+    if mode == "no guard":
+        monkeypatch.setattr(loop._SlotGuard, "done", lambda self: None)
+    seen = []
+
+    class PixelSums(torch.nn.Module):
+        def forward(self, x):
+            seen.append(x.double().sum(dim=(1, 2, 3)).long())
+            return torch.zeros(len(x), 1000, device=x.device)
+
+    job = loop.CellJob(cell, prepare=lambda x: x)
+    stats = loop.LoopStats()
+    pin_ring = mode != "pin-memory thread"
+    loop.evaluate_cells(PixelSums(), [job], device=torch.device("cuda"), batch_size=2,
+                        workers=2, pin_ring=pin_ring, stats=stats, progress=False)  # fmt: skip
+    got = torch.cat(seen).tolist()
+    want = [sums[s.relpath] for s in cell.samples]
+    assert stats.ring_pinned is (True if pin_ring else None)
+    assert stats.batches == 80
+    assert got != want if mode == "no guard" else got == want
 
 
 # ------------------------------------------------------------- models outside the registry

@@ -6,7 +6,8 @@ cells), so workers start once for them and the next cell decodes while a cell's 
 compute. Workers decode JPEGs straight into one uint8 batch (NHWC, in a shared-memory buffer
 that the loader reuses, :class:`_BatchRing`, for datasets with a ``batch`` method; else the
 per-image CHW path; ImageNet-C frames with simplejpeg, PIL's pixels); the batch is copied to the
-device (pinned memory, non-blocking on CUDA: a quarter of the bytes of float32), where
+device (non-blocking on CUDA, a quarter of the bytes of float32; straight from the ring, whose
+pages the main process locks for CUDA, :meth:`_BatchRing.pin`), where
 optional on-the-fly corruption, the resize policy and normalisation run; the model runs under
 ``torch.inference_mode``, in ``channels_last`` and, if asked, under bf16/fp16 autocast.
 With a :class:`BatchDecoder` (``--decode gpu``) workers only read the compressed bytes and the
@@ -24,8 +25,10 @@ import collections
 import contextlib
 import itertools
 import math
+import mmap
 import os
 import time
+import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -136,13 +139,20 @@ class _BatchRing:
     ``i % slots`` and send only the slot number.
 
     Reuse is safe because the loader never has more than ``workers * prefetch_factor``
-    batches requested but not yet handed to the loop, and the loop is done with a batch's
-    buffer before it asks for the next: on CUDA the pin-memory thread has copied it to pinned
-    memory before the loop sees it; on the CPU the loop has computed on it. So when batch j
-    is handed over and batch j + P is requested (P = workers * prefetch_factor), the slots in
-    use belong to batches j..j + P - 1, and ``slots = P + RING_SPARE_SLOTS`` (2) never hands
-    out a busy one (tests/test_eval.py holds each batch while workers race ahead and checks
-    its pixels).
+    batches requested but not yet handed to the loop (P), and it requests batch j + P when it
+    hands over batch j, into the slot of batch j - RING_SPARE_SLOTS. So a batch's slot stays
+    intact until ``RING_SPARE_SLOTS`` (2) more batches have been handed over
+    (tests/test_eval.py reads each batch that late while workers race ahead, and one batch
+    later as the negative control). The loop is done with a slot by then: on the CPU it has
+    computed on it before asking for the next batch; on CUDA the asynchronous copy out of a
+    pinned ring is waited for one batch later (:class:`_SlotGuard`), and a ring that is not
+    pinned is copied out at once (the DataLoader's pin-memory thread, or the loop itself).
+
+    On CUDA the main process page-locks the ring (:meth:`pin`) so that the device copies
+    batches straight out of it: without that, every batch is first copied into pinned memory
+    by the DataLoader's pin-memory thread (37.6 MB at batch 250, on every batch, in the process
+    that also drives the GPU; pytorch/pytorch#78018). Pinning happens after the workers have
+    forked (CUDA may keep locked pages out of children) and is undone before the ring is freed.
     """
 
     _live: weakref.WeakValueDictionary[int, _BatchRing] = weakref.WeakValueDictionary()
@@ -150,10 +160,33 @@ class _BatchRing:
 
     def __init__(self, slots: int, slot_bytes: int) -> None:
         self.slots, self.slot_bytes = slots, slot_bytes
-        storage = torch.UntypedStorage._new_shared(max(1, slots * slot_bytes))
+        nbytes = -(-max(1, slots * slot_bytes) // mmap.PAGESIZE) * mmap.PAGESIZE  # whole pages
+        storage = torch.UntypedStorage._new_shared(nbytes)
         self.buffer = torch.empty(0, dtype=torch.uint8).set_(storage)
         self.id = next(self._ids)
         _BatchRing._live[self.id] = self  # the main process's pin thread finds it by id
+        self.pinned: bool | None = None  # page-locked for CUDA (None: not tried yet)
+
+    def pin(self) -> bool:
+        """Page-lock the ring for CUDA copies (main process, once); False if CUDA refuses, with
+        a warning: the loop then copies each batch into pinned memory itself (slower)."""
+        if self.pinned is None:
+            err = _cuda_host_register(self.buffer.data_ptr(), self.buffer.numel())
+            self.pinned = err == 0
+            if err:
+                warnings.warn(
+                    f"could not page-lock the loader's batch buffers for CUDA (cudaHostRegister "
+                    f"error {err}): batches are copied to pinned memory first, which is slower",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+        return self.pinned
+
+    def unpin(self) -> None:
+        """Undo :meth:`pin` (after every copy out of the ring has finished)."""
+        if self.pinned and _cuda_host_unregister(self.buffer.data_ptr()):
+            warnings.warn("could not unlock the loader's batch buffers", RuntimeWarning, 2)
+        self.pinned = None
 
     def slot(self, k: int) -> torch.Tensor:
         """Slot ``k`` as a flat uint8 tensor."""
@@ -164,6 +197,51 @@ class _BatchRing:
         """The batch of ``shape`` in ``slot`` of the live ring ``ring_id`` (main process)."""
         flat = cls._live[ring_id].slot(slot)
         return flat[: math.prod(shape)].view(shape)
+
+
+def _cuda_host_register(ptr: int, nbytes: int) -> int:
+    """``cudaHostRegister`` (portable), as torch's own shared-memory staging does; the CUDA
+    error code (0: success)."""
+    flags = 1  # cudaHostRegisterPortable
+    return _consumed(int(torch.cuda.cudart().cudaHostRegister(ptr, nbytes, flags)))
+
+
+def _cuda_host_unregister(ptr: int) -> int:
+    """``cudaHostUnregister``; the CUDA error code (0: success)."""
+    return _consumed(int(torch.cuda.cudart().cudaHostUnregister(ptr)))
+
+
+def _consumed(err: int) -> int:
+    """A failed CUDA runtime call stays the thread's last error and would resurface at the
+    next kernel launch as that kernel's failure: one throwaway launch consumes it."""
+    if err:
+        with contextlib.suppress(RuntimeError):
+            torch.ones(1, device="cuda").add_(1)
+    return err
+
+
+class _SlotGuard:
+    """Waits for the copies out of a pinned ring before the loader may hand their slots out
+    again (:class:`_BatchRing`: a slot is reused once ``RING_SPARE_SLOTS`` more batches have
+    been handed over). ``done()`` before fetching the next batch keeps at most
+    ``RING_SPARE_SLOTS - 1`` copies pending: the previous batch's copy (issued a whole
+    iteration ago) is waited for, so the loop rarely waits at all."""
+
+    def __init__(self) -> None:
+        self.pending: collections.deque = collections.deque()  # CUDA events, oldest first
+
+    def add(self, event: Any) -> None:
+        self.pending.append(event)
+
+    def done(self) -> None:
+        while len(self.pending) > max(0, RING_SPARE_SLOTS - 1):
+            _wait(self.pending.popleft())
+
+
+def _wait(event: Any) -> None:
+    """Wait for a CUDA event by polling (sleeping, so other threads of the process run)."""
+    while not event.query():
+        time.sleep(2e-4)
 
 
 @dataclass
@@ -310,11 +388,15 @@ def make_loader(
     device: torch.device,
     ctx: DistContext | None = None,
     reuse_buffers: bool = True,
+    pin_ring: bool = True,
 ) -> DataLoader:
     """One sharded, pinned (on CUDA), prefetching loader of :class:`_Batch` over all ``jobs``.
 
     ``reuse_buffers``: workers write batches into a :class:`_BatchRing` (False: a new
     shared-memory tensor per batch, the baseline of benchmarks/eval_throughput.py).
+    ``pin_ring``: on CUDA, ring batches reach the loop as they are, for
+    :func:`evaluate_batches` to copy straight out of the page-locked ring (False: the
+    DataLoader's pin-memory thread copies each into pinned memory first, the old path).
     """
     ctx = ctx or DistContext(device=device)
     cells = _Cells(jobs)
@@ -332,7 +414,7 @@ def make_loader(
         cells,
         batch_sampler=sampler,
         num_workers=workers,
-        pin_memory=device.type == "cuda",
+        pin_memory=device.type == "cuda" and not (cells.ring is not None and pin_ring),
         prefetch_factor=prefetch,
         persistent_workers=False,
         collate_fn=_identity,
@@ -358,6 +440,12 @@ class _ToDevice:
         out.record_stream(compute)  # memory allocated on the side stream, used on compute
         return out
 
+    def copied(self) -> Any:
+        """A CUDA event that completes when the copies issued so far have read their source."""
+        event = torch.cuda.Event()
+        event.record(self.stream)
+        return event
+
 
 def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
     """Eval mode, on ``device``, channels_last (weights stay fp32; autocast casts on the fly)."""
@@ -376,9 +464,21 @@ def _bound_run_ahead(in_flight: collections.deque, device: torch.device) -> None
     event.record(torch.cuda.current_stream(device))
     in_flight.append(event)
     while len(in_flight) > MAX_BATCHES_AHEAD:
-        oldest = in_flight.popleft()
-        while not oldest.query():
-            time.sleep(2e-4)
+        _wait(in_flight.popleft())
+
+
+@dataclass
+class LoopStats:
+    """Where the main thread of :func:`evaluate_batches` spent its time (seconds): waiting for
+    the loader's next batch (``data_wait_s``: the loader is the bottleneck), for the GPU to
+    drain its queue (``gpu_wait_s``: the device is), and the rest (copies, launches).
+    benchmarks/eval_throughput.py prints it; runs pass none."""
+
+    batches: int = 0
+    total_s: float = 0.0
+    data_wait_s: float = 0.0
+    gpu_wait_s: float = 0.0
+    ring_pinned: bool | None = None  # the loader's ring was page-locked (None: no ring used)
 
 
 def evaluate_cells(
@@ -393,6 +493,8 @@ def evaluate_cells(
     progress: bool = True,
     on_cell: Callable[[int, Counts], None] | None = None,
     reuse_buffers: bool = True,
+    pin_ring: bool = True,
+    stats: LoopStats | None = None,
 ) -> list[Counts]:
     """Top-1/top-5 counts of ``model`` on this rank's share of each job's dataset.
 
@@ -402,7 +504,8 @@ def evaluate_cells(
     cache). Each dataset yields (uint8 3xHxW tensor, label) (or what its job's ``decoder``
     collates). ``model`` must already be prepared with :func:`prepare_model`. The counts are
     this process's only: sum them over ranks with :func:`~.distributed.all_reduce_sum`.
-    ``reuse_buffers``: see :func:`make_loader`.
+    ``reuse_buffers``, ``pin_ring``: see :func:`make_loader`; ``stats``: see
+    :func:`evaluate_batches`.
     """
     if batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
@@ -417,10 +520,11 @@ def evaluate_cells(
         device=device,
         ctx=ctx,
         reuse_buffers=reuse_buffers,
+        pin_ring=pin_ring,
     )
     return evaluate_batches(
         model, jobs, loader, device=device, precision=precision, ctx=ctx,
-        progress=progress, on_cell=on_cell,
+        progress=progress, on_cell=on_cell, stats=stats,
     )  # fmt: skip
 
 
@@ -434,10 +538,12 @@ def evaluate_batches(
     ctx: DistContext | None = None,
     progress: bool = True,
     on_cell: Callable[[int, Counts], None] | None = None,
+    stats: LoopStats | None = None,
 ) -> list[Counts]:
     """The device half of :func:`evaluate_cells`: counts of ``model`` on ``batches`` (what
     :func:`make_loader` yields, cells in order). Separate so that
-    benchmarks/eval_throughput.py can time it on preloaded batches, without the loader."""
+    benchmarks/eval_throughput.py can time it on preloaded batches, without the loader.
+    ``stats``, if given, receives where the time went (:class:`LoopStats`)."""
     check_precision(precision, device)
     ctx = ctx or DistContext(device=device)
     results: list[Counts] = []
@@ -454,39 +560,89 @@ def evaluate_batches(
 
     to_device = _ToDevice(device)
     in_flight: collections.deque = collections.deque()  # CUDA events of queued batches
+    guard = _SlotGuard()  # copies still reading a pinned ring's slot
+    rings: list[_BatchRing] = []  # rings this call page-locked (unlocked at the end)
     totals = None  # n, top-1, top-5 of the current cell, on the device until the cell ends
     current = -1
-    bar = tqdm(batches, unit="batch", leave=False, disable=not (progress and ctx.is_main))
-    with torch.inference_mode():
-        for batch in bar:
-            if batch.cell != current:
-                close_cells(batch.cell, current, totals)
-                current = batch.cell
-                totals = torch.zeros(3, dtype=torch.int64, device=device)
-                bar.set_description(jobs[current].desc)
-            job = jobs[current]
-            labels = to_device(batch.labels)
-            if job.decoder is not None:
-                images = job.decoder.decode(batch.images, batch.indices, device)
-            else:
-                images = to_device(batch.host_images())
-                if batch.channels_last:
-                    images = images.permute(0, 3, 1, 2)  # NCHW view, channels_last strides
-            if job.device_transform is not None:
-                images = job.device_transform(images.contiguous(), batch.indices)
-            x = job.prepare(images).contiguous(memory_format=torch.channels_last)
-            with autocast(device, precision):
-                logits = model(x)
-            logits = logits.float()
-            k = min(5, logits.shape[1])
-            top = logits.topk(k, dim=1).indices
-            totals[0] += labels.numel()
-            totals[1] += (logits.argmax(dim=1) == labels).sum()
-            totals[2] += (top == labels[:, None]).any(dim=1).sum()
-            if device.type == "cuda":
-                _bound_run_ahead(in_flight, device)
-    close_cells(len(jobs), current, totals)
+    stats = stats if stats is not None else LoopStats()
+    start = clock = time.perf_counter()
+    # the bar is given no iterable: tqdm.auto's class calls iter() on one when it is created
+    # (tqdm/tqdm#1598), which on a DataLoader starts a second set of workers that prefetch
+    # batches nobody reads (into the same ring slots)
+    total = len(batches) if hasattr(batches, "__len__") else None
+    bar = tqdm(total=total, unit="batch", leave=False, disable=not (progress and ctx.is_main))
+    try:
+        with torch.inference_mode():
+            for batch in batches:
+                stats.data_wait_s += time.perf_counter() - clock
+                if batch.cell != current:
+                    close_cells(batch.cell, current, totals)
+                    current = batch.cell
+                    totals = torch.zeros(3, dtype=torch.int64, device=device)
+                    bar.set_description(jobs[current].desc)
+                job = jobs[current]
+                if job.decoder is not None:
+                    labels = to_device(batch.labels)
+                    images = job.decoder.decode(batch.images, batch.indices, device)
+                else:
+                    labels, images = _copy_batch(batch, to_device, guard, rings, stats)
+                    if batch.channels_last:
+                        images = images.permute(0, 3, 1, 2)  # NCHW view, channels_last strides
+                if job.device_transform is not None:
+                    images = job.device_transform(images.contiguous(), batch.indices)
+                x = job.prepare(images).contiguous(memory_format=torch.channels_last)
+                with autocast(device, precision):
+                    logits = model(x)
+                logits = logits.float()
+                k = min(5, logits.shape[1])
+                top = logits.topk(k, dim=1).indices
+                totals[0] += labels.numel()
+                totals[1] += (logits.argmax(dim=1) == labels).sum()
+                totals[2] += (top == labels[:, None]).any(dim=1).sum()
+                stats.batches += 1
+                bar.update()
+                clock = time.perf_counter()
+                if device.type == "cuda":
+                    guard.done()  # before the loader may hand out the slot again
+                    _bound_run_ahead(in_flight, device)
+                    now = time.perf_counter()
+                    stats.gpu_wait_s, clock = stats.gpu_wait_s + now - clock, now
+        close_cells(len(jobs), current, totals)
+    finally:
+        bar.close()
+        if rings:
+            torch.cuda.synchronize(device)  # no copy reads a ring any more
+            for ring in rings:
+                ring.unpin()
+    stats.total_s += time.perf_counter() - start
     return results
+
+
+def _copy_batch(
+    batch: _Batch,
+    to_device: _ToDevice,
+    guard: _SlotGuard,
+    rings: list[_BatchRing],
+    stats: LoopStats,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(labels, images) of a host batch on the device. A ring batch on CUDA is copied straight
+    out of its slot once the ring is page-locked (pinned on first sight, i.e. after the
+    workers forked), the copy's completion handed to ``guard``; else it is first copied into
+    pinned memory here, which frees the slot at once."""
+    host = batch.host_images()
+    if batch.ring is None or to_device.stream is None:
+        return to_device(batch.labels), to_device(host)
+    ring = _BatchRing._live[batch.ring]
+    if ring.pinned is None:
+        ring.pin()
+        rings.append(ring)
+        stats.ring_pinned = ring.pinned
+    labels = to_device(pin_memory(batch.labels))
+    if not ring.pinned:
+        return labels, to_device(pin_memory(host))
+    images = to_device(host)
+    guard.add(to_device.copied())
+    return labels, images
 
 
 def evaluate_cell(
@@ -504,6 +660,8 @@ def evaluate_cell(
     desc: str = "",
     progress: bool = True,
     reuse_buffers: bool = True,
+    pin_ring: bool = True,
+    stats: LoopStats | None = None,
 ) -> Counts:
     """:func:`evaluate_cells` for one cell."""
     job = CellJob(dataset, prepare, device_transform, decoder, desc)
@@ -517,5 +675,7 @@ def evaluate_cell(
         ctx=ctx,
         progress=progress,
         reuse_buffers=reuse_buffers,
+        pin_ring=pin_ring,
+        stats=stats,
     )
     return counts
