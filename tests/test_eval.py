@@ -99,18 +99,41 @@ def _lite0_normalize():
 # ----------------------------------------------------------------------------- numbers
 
 
+def test_run_log_says_where_the_loop_waited(caplog):
+    import logging
+
+    from robustbench_assemble.eval.loop import LoopStats
+    from robustbench_assemble.eval.runner import log_waits
+
+    caplog.set_level(logging.INFO)
+    slow_input = LoopStats(batches=40, total_s=100, data_wait_s=35, gpu_wait_s=5)
+    log_waits(slow_input, torch.device("cuda"))
+    log_waits(LoopStats(batches=40, total_s=100, data_wait_s=10), torch.device("cpu"))
+    first, second = caplog.messages[-2:]
+    assert first.startswith("evaluation loop: 40 batches in 1 min 40 s;")
+    assert "next batch 35 % of the time and for the device 5 %" in first and "input-bound" in first
+    assert "next batch 10 % of the time" in second
+    assert "device" not in second and "input-bound" not in second
+
+
 @pytest.mark.parametrize("cells_per_loader", [5, 2])
 def test_files_run_matches_independent_loop(
-    sample_dir, imagenet_c, lite0, tmp_path, monkeypatch, cells_per_loader
+    sample_dir, imagenet_c, lite0, tmp_path, monkeypatch, caplog, cells_per_loader
 ):
     """Every cell's counts equal a plain one-image-at-a-time loop's, whether the run's five
     cells share one loader or are served two at a time."""
+    import logging
+
     from torchvision import transforms as T
 
     from robustbench_assemble.eval import runner
 
     monkeypatch.setattr(runner, "CELLS_PER_LOADER", cells_per_loader)
+    caplog.set_level(logging.INFO)
     assert _eval(_files_argv(sample_dir, imagenet_c, tmp_path)) == 0
+    # 5 cells of 8 images at batch 3: 3 batches each, however the loaders group them
+    assert "evaluation loop: 15 batches in " in caplog.text
+    assert "of the time" in caplog.text
     folder = tmp_path / MODEL
     report = json.loads((folder / "imagenet_c.json").read_text())
     for field in ("clean_acc", "corruptions_acc", "corruptions_mce", "dataset", "name"):

@@ -22,7 +22,7 @@ from ..models.transforms import native_files_hint, warn_resize_policy
 from .cache import CLEAN, Cell, CellCache, file_sha256, state_dict_sha256
 from .cli import EvalConfig, default_workers
 from .distributed import DistContext, all_reduce_sum, barrier, broadcast_object
-from .loop import CellJob, Counts, check_precision, evaluate_cells, prepare_model
+from .loop import CellJob, Counts, LoopStats, check_precision, evaluate_cells, prepare_model
 from .modelio import ModelIO, check_frames, load_model
 from .protocol import protocol_departures
 from .sources import (
@@ -135,6 +135,7 @@ def run_imagenet_c(cfg: EvalConfig, ctx: DistContext) -> CResults:
     started = clock = time.perf_counter()
 
     computed = [0, 0.0]  # cells evaluated (not cached) in this run, their seconds
+    waits = LoopStats()  # where the evaluation loop waited, over the run
 
     def finished(j: int, local: Counts) -> None:
         """A cell is complete on every rank: sum, cache (rank 0), log with the run's ETA."""
@@ -174,6 +175,7 @@ def run_imagenet_c(cfg: EvalConfig, ctx: DistContext) -> CResults:
             ctx=ctx,
             progress=cfg.progress,
             on_cell=finished,
+            stats=waits,
         )
         todo.clear()
 
@@ -203,6 +205,8 @@ def run_imagenet_c(cfg: EvalConfig, ctx: DistContext) -> CResults:
             evaluate_todo()
     if todo:
         evaluate_todo()
+    if waits.total_s > 0 and ctx.is_main:
+        log_waits(waits, device)
     results = {cell: results[cell] for cell in cells}  # report in cell order
     barrier(ctx)
 
@@ -243,6 +247,24 @@ def run_imagenet_c(cfg: EvalConfig, ctx: DistContext) -> CResults:
         cells={(c.corruption, c.severity): v for c, v in results.items() if not c.is_clean},
         meta=meta,
     )
+
+
+#: Share of the loop's time spent waiting for the next batch above which a run says that its
+#: input pipeline, not the model, set the pace.
+LOADER_BOUND = 0.2
+
+
+def log_waits(waits: LoopStats, device: torch.device) -> None:
+    """Say where the evaluation loop waited (rank 0), so a slow run can be told apart: the
+    loader (more ``--workers``), or the device (nothing to gain on the input side)."""
+    data, dev = waits.data_wait_s / waits.total_s, waits.gpu_wait_s / waits.total_s
+    msg = f"evaluation loop: {waits.batches} batches in {_duration(waits.total_s)}; it waited "
+    msg += f"for the next batch {100 * data:.0f} % of the time"
+    if device.type == "cuda":
+        msg += f" and for the device {100 * dev:.0f} %"
+    if data > LOADER_BOUND:
+        msg += " (input-bound: more --workers may help, if the machine has idle cores)"
+    log.info(msg)
 
 
 def _duration(seconds: float) -> str:
