@@ -201,10 +201,11 @@ def pin_cost(args, workers: int) -> dict:
     slots = workers * loop.PREFETCH_FACTOR + loop.RING_SPARE_SLOTS
     ring = loop._BatchRing(slots, args.batch_size * 224 * 224 * 3)
     ring.buffer.fill_(0)  # the workers have touched every page before the loop pins them
+    cuda = torch.device("cuda")
     t0 = time.perf_counter()
-    ok = ring.pin()
+    ok = ring.pin(cuda)
     t1 = time.perf_counter()
-    ring.unpin()
+    ring.unpin(cuda)
     t2 = time.perf_counter()
     mb = ring.buffer.numel() / 2**20
     return {"ring_mb": round(mb, 1), "pinned": ok,

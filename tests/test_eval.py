@@ -761,6 +761,14 @@ def test_slot_guard_waits_for_all_but_the_latest_spare_minus_one_copies():
     guard.done()
     assert events[1].queries == 3 and events[2].queries == 0
     assert list(guard.pending) == [events[2]]
+    # a batch that read no pinned ring counts as a batch handed over (its entry is None):
+    # the ring batch before it is still waited for before the next fetch
+    guard.add(None)
+    guard.done()
+    assert events[2].queries == 6 and list(guard.pending) == [None]
+    guard.add(None)
+    guard.done()
+    assert list(guard.pending) == [None]
 
 
 @pytest.mark.parametrize("outcome", ["pinned", "refused", "model fails"])
@@ -789,12 +797,12 @@ def test_cuda_ring_path_pins_once_after_the_workers_start_and_unpins_at_the_end(
 
     events = []
 
-    def register(ptr, nbytes):
+    def register(ptr, nbytes, device):
         started = {c.pid for c in multiprocessing.active_children()} - before
         events.append(("pin", ptr, nbytes, len(started)))
         return 0 if outcome != "refused" else 712
 
-    def unregister(ptr):
+    def unregister(ptr, device):
         events.append(("unpin", ptr))
         return 0
 
@@ -811,7 +819,6 @@ def test_cuda_ring_path_pins_once_after_the_workers_start_and_unpins_at_the_end(
     monkeypatch.setattr(loop, "_cuda_host_register", register)
     monkeypatch.setattr(loop, "_cuda_host_unregister", unregister)
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: events.append(("sync",)))
-    monkeypatch.setattr(loop, "pin_memory", torch.Tensor.clone)
     monkeypatch.setattr(loop, "_ToDevice", FakeCopies)
     stats = loop.LoopStats()
     before = {c.pid for c in multiprocessing.active_children()}  # the first run's, exiting

@@ -160,31 +160,31 @@ class _BatchRing:
 
     def __init__(self, slots: int, slot_bytes: int) -> None:
         self.slots, self.slot_bytes = slots, slot_bytes
-        nbytes = -(-max(1, slots * slot_bytes) // mmap.PAGESIZE) * mmap.PAGESIZE  # whole pages
+        nbytes = -(-max(1, slots * slot_bytes) // mmap.PAGESIZE) * mmap.PAGESIZE  # rounded up
         storage = torch.UntypedStorage._new_shared(nbytes)
         self.buffer = torch.empty(0, dtype=torch.uint8).set_(storage)
         self.id = next(self._ids)
         _BatchRing._live[self.id] = self  # the main process's pin thread finds it by id
         self.pinned: bool | None = None  # page-locked for CUDA (None: not tried yet)
 
-    def pin(self) -> bool:
+    def pin(self, device: torch.device) -> bool:
         """Page-lock the ring for CUDA copies (main process, once); False if CUDA refuses, with
-        a warning: the loop then copies each batch into pinned memory itself (slower)."""
+        a warning: the loop then copies each batch from pageable memory (slower)."""
         if self.pinned is None:
-            err = _cuda_host_register(self.buffer.data_ptr(), self.buffer.numel())
+            err = _cuda_host_register(self.buffer.data_ptr(), self.buffer.numel(), device)
             self.pinned = err == 0
             if err:
                 warnings.warn(
                     f"could not page-lock the loader's batch buffers for CUDA (cudaHostRegister "
-                    f"error {err}): batches are copied to pinned memory first, which is slower",
+                    f"error {err}): batches are copied from pageable memory, which is slower",
                     RuntimeWarning,
                     stacklevel=3,
                 )
         return self.pinned
 
-    def unpin(self) -> None:
+    def unpin(self, device: torch.device) -> None:
         """Undo :meth:`pin` (after every copy out of the ring has finished)."""
-        if self.pinned and _cuda_host_unregister(self.buffer.data_ptr()):
+        if self.pinned and _cuda_host_unregister(self.buffer.data_ptr(), device):
             warnings.warn("could not unlock the loader's batch buffers", RuntimeWarning, 2)
         self.pinned = None
 
@@ -199,43 +199,48 @@ class _BatchRing:
         return flat[: math.prod(shape)].view(shape)
 
 
-def _cuda_host_register(ptr: int, nbytes: int) -> int:
+def _cuda_host_register(ptr: int, nbytes: int, device: torch.device) -> int:
     """``cudaHostRegister`` (portable), as torch's own shared-memory staging does; the CUDA
     error code (0: success)."""
     flags = 1  # cudaHostRegisterPortable
-    return _consumed(int(torch.cuda.cudart().cudaHostRegister(ptr, nbytes, flags)))
+    with torch.cuda.device(device):
+        return _consumed(int(torch.cuda.cudart().cudaHostRegister(ptr, nbytes, flags)), device)
 
 
-def _cuda_host_unregister(ptr: int) -> int:
+def _cuda_host_unregister(ptr: int, device: torch.device) -> int:
     """``cudaHostUnregister``; the CUDA error code (0: success)."""
-    return _consumed(int(torch.cuda.cudart().cudaHostUnregister(ptr)))
+    with torch.cuda.device(device):
+        return _consumed(int(torch.cuda.cudart().cudaHostUnregister(ptr)), device)
 
 
-def _consumed(err: int) -> int:
+def _consumed(err: int, device: torch.device) -> int:
     """A failed CUDA runtime call stays the thread's last error and would resurface at the
     next kernel launch as that kernel's failure: one throwaway launch consumes it."""
     if err:
         with contextlib.suppress(RuntimeError):
-            torch.ones(1, device="cuda").add_(1)
+            torch.ones(1, device=device).add_(1)
     return err
 
 
 class _SlotGuard:
     """Waits for the copies out of a pinned ring before the loader may hand their slots out
     again (:class:`_BatchRing`: a slot is reused once ``RING_SPARE_SLOTS`` more batches have
-    been handed over). ``done()`` before fetching the next batch keeps at most
-    ``RING_SPARE_SLOTS - 1`` copies pending: the previous batch's copy (issued a whole
-    iteration ago) is waited for, so the loop rarely waits at all."""
+    been handed over). One entry per batch handed over: the event of its copy out of the
+    ring, or None (nothing read from a pinned ring). ``done()`` before fetching the next
+    batch leaves only the last ``RING_SPARE_SLOTS - 1`` batches pending: the previous batch's
+    copy (issued a whole iteration ago) is waited for, so the loop rarely waits at all."""
 
     def __init__(self) -> None:
-        self.pending: collections.deque = collections.deque()  # CUDA events, oldest first
+        self.pending: collections.deque = collections.deque()  # oldest first
 
-    def add(self, event: Any) -> None:
+    def add(self, event: Any | None) -> None:
         self.pending.append(event)
 
     def done(self) -> None:
         while len(self.pending) > max(0, RING_SPARE_SLOTS - 1):
-            _wait(self.pending.popleft())
+            event = self.pending.popleft()
+            if event is not None:
+                _wait(event)
 
 
 def _wait(event: Any) -> None:
@@ -581,11 +586,12 @@ def evaluate_batches(
                     totals = torch.zeros(3, dtype=torch.int64, device=device)
                     bar.set_description(jobs[current].desc)
                 job = jobs[current]
+                copied = None  # the event of a copy out of a pinned ring
                 if job.decoder is not None:
                     labels = to_device(batch.labels)
                     images = job.decoder.decode(batch.images, batch.indices, device)
                 else:
-                    labels, images = _copy_batch(batch, to_device, guard, rings, stats)
+                    labels, images, copied = _copy_batch(batch, to_device, rings, stats)
                     if batch.channels_last:
                         images = images.permute(0, 3, 1, 2)  # NCHW view, channels_last strides
                 if job.device_transform is not None:
@@ -603,6 +609,7 @@ def evaluate_batches(
                 bar.update()
                 clock = time.perf_counter()
                 if device.type == "cuda":
+                    guard.add(copied)
                     guard.done()  # before the loader may hand out the slot again
                     _bound_run_ahead(in_flight, device)
                     now = time.perf_counter()
@@ -610,39 +617,36 @@ def evaluate_batches(
         close_cells(len(jobs), current, totals)
     finally:
         bar.close()
-        if rings:
-            torch.cuda.synchronize(device)  # no copy reads a ring any more
+        try:
+            if rings:
+                torch.cuda.synchronize(device)  # no copy reads a ring any more
+        finally:
             for ring in rings:
-                ring.unpin()
+                ring.unpin(device)
     stats.total_s += time.perf_counter() - start
     return results
 
 
 def _copy_batch(
-    batch: _Batch,
-    to_device: _ToDevice,
-    guard: _SlotGuard,
-    rings: list[_BatchRing],
-    stats: LoopStats,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(labels, images) of a host batch on the device. A ring batch on CUDA is copied straight
-    out of its slot once the ring is page-locked (pinned on first sight, i.e. after the
-    workers forked), the copy's completion handed to ``guard``; else it is first copied into
-    pinned memory here, which frees the slot at once."""
+    batch: _Batch, to_device: _ToDevice, rings: list[_BatchRing], stats: LoopStats
+) -> tuple[torch.Tensor, torch.Tensor, Any | None]:
+    """(labels, images) of a host batch on the device, and the event of the copy if it reads a
+    pinned ring asynchronously (None: the source is free when this returns). A ring batch on
+    CUDA is copied straight out of its slot once the ring is page-locked (pinned on first
+    sight, i.e. after the workers forked). Copies from pageable memory (a ring CUDA refused;
+    the labels) return once CUDA has staged the source, so they free it at once."""
     host = batch.host_images()
+    labels = to_device(batch.labels)
     if batch.ring is None or to_device.stream is None:
-        return to_device(batch.labels), to_device(host)
+        return labels, to_device(host), None
     ring = _BatchRing._live[batch.ring]
     if ring.pinned is None:
-        ring.pin()
+        ring.pin(to_device.device)
         rings.append(ring)
         stats.ring_pinned = ring.pinned
-    labels = to_device(pin_memory(batch.labels))
     if not ring.pinned:
-        return labels, to_device(pin_memory(host))
-    images = to_device(host)
-    guard.add(to_device.copied())
-    return labels, images
+        return labels, to_device(host), None
+    return labels, to_device(host), to_device.copied()
 
 
 def evaluate_cell(
