@@ -477,7 +477,7 @@ class LoopStats:
     """Where the main thread of :func:`evaluate_batches` spent its time (seconds): waiting for
     the loader's next batch (``data_wait_s``: the loader is the bottleneck), for the GPU to
     drain its queue (``gpu_wait_s``: the device is), and the rest (copies, launches).
-    benchmarks/eval_throughput.py prints it; runs pass none."""
+    A run logs it at its end (``runner.log_waits``); benchmarks/eval_throughput.py prints it."""
 
     batches: int = 0
     total_s: float = 0.0
@@ -586,12 +586,12 @@ def evaluate_batches(
                     totals = torch.zeros(3, dtype=torch.int64, device=device)
                     bar.set_description(jobs[current].desc)
                 job = jobs[current]
+                labels = to_device(batch.labels)
                 copied = None  # the event of a copy out of a pinned ring
                 if job.decoder is not None:
-                    labels = to_device(batch.labels)
                     images = job.decoder.decode(batch.images, batch.indices, device)
                 else:
-                    labels, images, copied = _copy_batch(batch, to_device, rings, stats)
+                    images, copied = _copy_images(batch, to_device, rings, stats)
                     if batch.channels_last:
                         images = images.permute(0, 3, 1, 2)  # NCHW view, channels_last strides
                 if job.device_transform is not None:
@@ -627,26 +627,24 @@ def evaluate_batches(
     return results
 
 
-def _copy_batch(
+def _copy_images(
     batch: _Batch, to_device: _ToDevice, rings: list[_BatchRing], stats: LoopStats
-) -> tuple[torch.Tensor, torch.Tensor, Any | None]:
-    """(labels, images) of a host batch on the device, and the event of the copy if it reads a
-    pinned ring asynchronously (None: the source is free when this returns). A ring batch on
-    CUDA is copied straight out of its slot once the ring is page-locked (pinned on first
-    sight, i.e. after the workers forked). Copies from pageable memory (a ring CUDA refused;
-    the labels) return once CUDA has staged the source, so they free it at once."""
-    host = batch.host_images()
-    labels = to_device(batch.labels)
-    if batch.ring is None or to_device.stream is None:
-        return labels, to_device(host), None
-    ring = _BatchRing._live[batch.ring]
-    if ring.pinned is None:
-        ring.pin(to_device.device)
-        rings.append(ring)
-        stats.ring_pinned = ring.pinned
-    if not ring.pinned:
-        return labels, to_device(host), None
-    return labels, to_device(host), to_device.copied()
+) -> tuple[torch.Tensor, Any | None]:
+    """A host batch's images on the device, and the event of the copy if it reads a pinned
+    ring asynchronously (None: the source is free when this returns). A ring batch on CUDA is
+    copied straight out of its slot once the ring is page-locked (pinned on first sight, i.e.
+    after the workers forked). Copies from pageable memory (a ring CUDA refused; the labels)
+    return once CUDA has staged the source, so they free it at once."""
+    pinned = False
+    if batch.ring is not None and to_device.stream is not None:
+        ring = _BatchRing._live[batch.ring]
+        if ring.pinned is None:
+            ring.pin(to_device.device)
+            rings.append(ring)
+            stats.ring_pinned = ring.pinned
+        pinned = ring.pinned
+    images = to_device(batch.host_images())
+    return images, to_device.copied() if pinned else None
 
 
 def evaluate_cell(
