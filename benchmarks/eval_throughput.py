@@ -342,6 +342,11 @@ def main(argv: list[str] | None = None) -> int:
         per_cell = args.images * args.repeat // args.cells
         cells = make_cells(cell, frames, per_cell, args.cells)
         n = per_cell * args.cells
+        # forward first, and every row printed as it is measured: a run cut short by a
+        # timeout (a device session's budget) still leaves its pairs in the log
+        forward = None if args.loader_only else run_forward(args, device, io, model, n)
+        if forward is not None:
+            print(f"measured: pure forward {forward:.1f} img/s", flush=True)
         for decode in decodes:
             if not args.loader_only:
                 warm = make_cells(cell, frames, args.batch_size, 1)
@@ -362,13 +367,13 @@ def main(argv: list[str] | None = None) -> int:
                         r["data_wait"] = round(st.data_wait_s / st.total_s, 3)
                         r["gpu_wait"] = round(st.gpu_wait_s / st.total_s, 3)
                         r["ring_pinned"] = st.ring_pinned
+                    print(f"measured: {json.dumps(r)}", flush=True)
             if args.cell_by_cell and not args.loader_only:
                 buffers = buffer_modes[0] if decode != "gpu" else "fresh"
                 seconds, n, _ = run_harness(args, device, model, jobs, args.workers[0], True,
                                             buffers)  # fmt: skip
                 key = f"{decode}/{buffers}/{args.workers[0]}"
                 rates[key]["cell_by_cell_img_s"] = round(n / seconds, 1)
-        forward = None if args.loader_only else run_forward(args, device, io, model, n)
         pinning = pin_cost(args, args.workers[0]) if device.type == "cuda" else None
         device_loop = None
         if not args.loader_only and "cpu" in decodes:

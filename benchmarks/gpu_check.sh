@@ -6,7 +6,8 @@
 # packages, simplejpeg for the fast JPEG path) are installed into /tmp/site when present (machines without network access).
 # STEPS selects a subset: pytest_gpu corruptions eval_throughput perturbations; PYTEST_TARGETS
 # the test files of pytest_gpu (default tests/), WORKERS the loader workers eval_throughput sweeps,
-# DECODE and BUFFERS its --decode and --buffers lists (default: all of them).
+# DECODE and BUFFERS its --decode and --buffers lists (default: all of them), MEM_SIZES its
+# --mem-sizes (default 100,200; empty skips the memory probe).
 set -u
 DATA="${DATA:-../shared/data/imagenet-sample/val}"
 OUT="${OUT:-./gpu_logs}"
@@ -38,6 +39,6 @@ run pytest_gpu 150 python3 -m pytest -q -s -p no:cacheprovider -m gpu -o addopts
 run corruptions 150 python3 benchmarks/corruptions.py --device cuda --images 64 --batch 64
 run eval_throughput 300 python3 benchmarks/eval_throughput.py --data "$DATA" --device cuda \
   --precision bf16 --workers "${WORKERS:-6,8,12}" --images 250 --repeat 100 --cells 5 \
-  --mem-sizes 100,200 --decode "${DECODE:-cpu,pil,gpu}" ${BUFFERS:+--buffers "$BUFFERS"}
+  --mem-sizes "${MEM_SIZES-100,200}" --decode "${DECODE:-cpu,pil,gpu}" ${BUFFERS:+--buffers "$BUFFERS"}
 run perturbations 90 python3 benchmarks/perturbations.py --images 16 --device cuda --batch 16 \
   --names gaussian_noise shot_noise speckle_noise zoom_blur brightness rotate scale shear tilt
