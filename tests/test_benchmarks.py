@@ -33,7 +33,10 @@ def test_eval_throughput_runs_every_mode_on_the_cpu(sample_dir, capsys):
     assert all(r["harness_img_s"] > 0 and r["loader_img_s"] > 0 for r in result["runs"])
     # where the loop waited: shares of its time; no GPU, no ring to page-lock
     assert all(0 <= r["data_wait"] <= 1 and r["gpu_wait"] == 0 for r in result["runs"])
-    assert all(r["ring_pinned"] is None for r in result["runs"])
+    assert all(r["ring_pinned"] is None and r["pin_s"] == 0 for r in result["runs"])
+    # the rate once the first batch arrived leaves the start-up out: above the whole run's
+    assert all(r["first_batch_s"] > 0 for r in result["runs"])
+    assert all(r["steady_img_s"] > r["harness_img_s"] for r in result["runs"])
     assert result["ring_pinning"] is None
     assert result["decode_cost"]["decode_ms"] > 0
     err = "--buffers reuse-copy: only on CUDA"

@@ -106,14 +106,19 @@ def test_run_log_says_where_the_loop_waited(caplog):
     from robustbench_assemble.eval.runner import log_waits
 
     caplog.set_level(logging.INFO)
-    slow_input = LoopStats(batches=40, total_s=100, data_wait_s=35, gpu_wait_s=5)
+    slow_input = LoopStats(batches=40, total_s=100, data_wait_s=35, gpu_wait_s=5,
+                           ring_pinned=True, pin_s=0.52, first_batch_s=1.24)  # fmt: skip
     log_waits(slow_input, torch.device("cuda"))
     log_waits(LoopStats(batches=40, total_s=100, data_wait_s=10), torch.device("cpu"))
     first, second = caplog.messages[-2:]
     assert first.startswith("evaluation loop: 40 batches in 1 min 40 s;")
     assert "next batch 35 % of the time and for the device 5 %" in first and "input-bound" in first
+    assert (
+        "start-up (to each loader's first batch) 1.2 s, page-locking batch buffers 0.5 s" in first
+    )
     assert "next batch 10 % of the time" in second
     assert "device" not in second and "input-bound" not in second
+    assert "start-up (to each loader's first batch) 0.0 s" in second and "locking" not in second
 
 
 @pytest.mark.parametrize("cells_per_loader", [5, 2])
@@ -772,14 +777,15 @@ def test_slot_guard_waits_for_all_but_the_latest_spare_minus_one_copies():
 
 
 @pytest.mark.parametrize("outcome", ["pinned", "refused", "model fails"])
-def test_cuda_ring_path_pins_once_after_the_workers_start_and_unpins_at_the_end(
+def test_cuda_ring_path_pins_each_slot_after_the_workers_start_and_unpins_at_the_end(
     sample_dir, imagenet_c, monkeypatch, outcome
 ):
     """The loop's CUDA ring path with CUDA faked (copies are clones, events complete at once):
-    the ring is page-locked once, when the first batch arrives (the workers are running by
-    then, so no child inherits locked pages), unlocked after a device synchronisation at the
-    end, also when the model fails; a ring CUDA refuses is copied out batch by batch instead,
-    with a warning. Counts equal the plain CPU loop's. The real CUDA path: the gpu tests."""
+    each ring slot is page-locked once, when its first batch arrives (the workers are running
+    by then, so no child inherits locked pages), all are unlocked after a device
+    synchronisation at the end, also when the model fails; once CUDA refuses a slot, no other
+    is tried and batches are copied out from pageable memory, with a warning. Counts equal
+    the plain CPU loop's. The real CUDA path: the gpu tests."""
     import multiprocessing
 
     from robustbench_assemble.datasets.imagenet import find_classes
@@ -839,13 +845,21 @@ def test_cuda_ring_path_pins_once_after_the_workers_start_and_unpins_at_the_end(
         assert got == want
     else:
         assert loop.evaluate_cells(model, [job], stats=stats, **kw) == want
-    (pin,) = [e for e in events if e[0] == "pin"]
-    assert pin[3] == 2  # this loader's two workers were running
-    assert pin[2] % 4096 == 0 and pin[2] >= 3 * 224 * 224 * 3  # whole pages, a batch at least
+    pins = [e for e in events if e[0] == "pin"]
+    assert all(pin[3] == 2 for pin in pins)  # this loader's two workers were running
+    slot_bytes = {pin[2] for pin in pins}
+    assert len(slot_bytes) == 1  # whole pages, a batch at least:
+    assert slot_bytes.pop() % 4096 == 0 and pins[0][2] >= 3 * 224 * 224 * 3
+    addresses = [pin[1] for pin in pins]
+    assert len(set(addresses)) == len(addresses)  # each slot once
     if outcome == "refused":
-        assert events == [pin, ("sync",)] and stats.ring_pinned is False
+        assert events == [pins[0], ("sync",)] and stats.ring_pinned is False
     else:
-        assert events == [pin, ("sync",), ("unpin", pin[1])] and stats.ring_pinned is True
+        batches = -(-len(cell) // 3)
+        assert len(pins) == (2 if outcome == "model fails" else batches)
+        assert addresses == sorted(addresses) and stats.ring_pinned is True  # slots in order
+        assert events == [*pins, ("sync",), *(("unpin", a) for a in addresses)]
+        assert stats.pin_s > 0
 
 
 def test_ring_reaches_the_cuda_loop_unpinned_unless_asked(sample_dir, imagenet_c):
@@ -890,6 +904,38 @@ def test_batch_ring_reaches_spawned_workers(sample_dir, imagenet_c, monkeypatch)
     assert seen == len(cell)
 
 
+def test_batch_labels_travel_inside_the_pickle():
+    """A worker's batch reaches the main process by pickle. Its labels and indices go by
+    value: as tensors each would go as a shared-memory file descriptor, fetched over a socket
+    from the worker per tensor and batch (in the main thread when the ring feeds CUDA
+    directly). Images that are not in a ring still go by descriptor (the control)."""
+    import io
+    import pickle
+    from multiprocessing.reduction import ForkingPickler
+
+    import torch.multiprocessing  # noqa: F401 - registers torch's shared-memory reductions
+
+    from robustbench_assemble.eval.loop import _Batch
+
+    def dumps(batch):
+        buf = io.BytesIO()
+        ForkingPickler(buf).dump(batch)
+        return buf.getvalue()
+
+    labels, indices = torch.tensor([3, 1, 4]), torch.tensor([0, 1, 2])
+    ring = _Batch(2, None, labels, indices, True, ring=5, slot=1, shape=(3, 224, 224, 3))
+    payload = dumps(ring)
+    assert b"rebuild_storage" not in payload
+    back = pickle.loads(payload)
+    assert torch.equal(back.labels, labels) and torch.equal(back.indices, indices)
+    assert (back.cell, back.ring, back.slot, back.shape) == (2, 5, 1, (3, 224, 224, 3))
+    back.labels += 1  # writable, its own memory
+    assert labels.tolist() == [3, 1, 4]
+    empty = pickle.loads(dumps(_Batch(0, None, labels[:0], indices[:0])))
+    assert empty.labels.shape == (0,) and empty.labels.dtype == torch.int64
+    assert b"rebuild_storage" in dumps(_Batch(0, torch.zeros(2, 3), labels, indices))
+
+
 def test_ring_batch_pinned_for_cuda_is_a_copy_that_frees_the_slot(
     sample_dir, imagenet_c, monkeypatch
 ):
@@ -924,7 +970,8 @@ def test_batch_ring_is_sized_by_the_run_not_only_the_batch_size(sample_dir, imag
     jobs = [CellJob(c, prepare=lambda x: x.float()) for c in cells]
     loader = make_loader(jobs, batch_size=250, workers=12, device=torch.device("cpu"))
     ring = loader.dataset.ring
-    assert (ring.slots, ring.slot_bytes) == (2, len(cells[0]) * 224 * 224 * 3)
+    batch_bytes = len(cells[0]) * 224 * 224 * 3
+    assert ring.slots == 2 and ring.slot_bytes == -(-batch_bytes // 4096) * 4096  # whole pages
     assert [r.slot for r in loader.batch_sampler] == [0, 1]
     # a dataset with a CHW transform takes the per-image path: no ring
     cells[0].transform = lambda x: x

@@ -153,40 +153,62 @@ class _BatchRing:
     by the DataLoader's pin-memory thread (37.6 MB at batch 250, on every batch, in the process
     that also drives the GPU; pytorch/pytorch#78018). Pinning happens after the workers have
     forked (CUDA may keep locked pages out of children) and is undone before the ring is freed.
+    It is done slot by slot, when a slot first brings a batch: locking pages the main process
+    has not touched yet costs ~0.3 ms per MB (H100 host: 495 ms for a 1.6 GB ring at once,
+    before the first batch, while the GPU idled), ~12 ms per slot at batch 250, which the
+    main thread can absorb while the GPU works on the batches queued before. Slots start on
+    page boundaries for that reason.
     """
 
     _live: weakref.WeakValueDictionary[int, _BatchRing] = weakref.WeakValueDictionary()
     _ids = itertools.count()
 
     def __init__(self, slots: int, slot_bytes: int) -> None:
-        self.slots, self.slot_bytes = slots, slot_bytes
-        nbytes = -(-max(1, slots * slot_bytes) // mmap.PAGESIZE) * mmap.PAGESIZE  # rounded up
-        storage = torch.UntypedStorage._new_shared(nbytes)
+        # whole pages per slot: each slot is page-locked on its own
+        self.slots = slots
+        self.slot_bytes = -(-max(1, slot_bytes) // mmap.PAGESIZE) * mmap.PAGESIZE
+        storage = torch.UntypedStorage._new_shared(slots * self.slot_bytes)
         self.buffer = torch.empty(0, dtype=torch.uint8).set_(storage)
         self.id = next(self._ids)
         _BatchRing._live[self.id] = self  # the main process's pin thread finds it by id
-        self.pinned: bool | None = None  # page-locked for CUDA (None: not tried yet)
+        self.locked: set[int] = set()  # slots page-locked for CUDA
+        self.refused = False  # CUDA refused a slot: the rest are copied from pageable memory
 
-    def pin(self, device: torch.device) -> bool:
-        """Page-lock the ring for CUDA copies (main process, once); False if CUDA refuses, with
-        a warning: the loop then copies each batch from pageable memory (slower)."""
-        if self.pinned is None:
-            err = _cuda_host_register(self.buffer.data_ptr(), self.buffer.numel(), device)
-            self.pinned = err == 0
-            if err:
-                warnings.warn(
-                    f"could not page-lock the loader's batch buffers for CUDA (cudaHostRegister "
-                    f"error {err}): batches are copied from pageable memory, which is slower",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-        return self.pinned
+    @property
+    def pinned(self) -> bool | None:
+        """True: the slots tried are page-locked; False: CUDA refused; None: none tried."""
+        return False if self.refused else (True if self.locked else None)
+
+    def pin(self, k: int, device: torch.device) -> bool:
+        """Page-lock slot ``k`` for CUDA copies (main process, the first time the slot brings
+        a batch); False if CUDA refuses, with a warning: the loop then copies the batches of
+        slots not locked yet from pageable memory (slower)."""
+        if k in self.locked:
+            return True
+        if self.refused:
+            return False
+        err = _cuda_host_register(self.slot(k).data_ptr(), self.slot_bytes, device)
+        if err:
+            self.refused = True
+            warnings.warn(
+                f"could not page-lock the loader's batch buffers for CUDA (cudaHostRegister "
+                f"error {err}): batches are copied from pageable memory, which is slower",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return False
+        self.locked.add(k)
+        return True
 
     def unpin(self, device: torch.device) -> None:
-        """Undo :meth:`pin` (after every copy out of the ring has finished)."""
-        if self.pinned and _cuda_host_unregister(self.buffer.data_ptr(), device):
-            warnings.warn("could not unlock the loader's batch buffers", RuntimeWarning, 2)
-        self.pinned = None
+        """Undo :meth:`pin` for every locked slot (after every copy out of them finished)."""
+        failed = [k for k in sorted(self.locked)
+                  if _cuda_host_unregister(self.slot(k).data_ptr(), device)]  # fmt: skip
+        if failed:
+            warnings.warn(f"could not unlock {len(failed)} of the loader's batch buffers",
+                          RuntimeWarning, 2)  # fmt: skip
+        self.locked.clear()
+        self.refused = False
 
     def slot(self, k: int) -> torch.Tensor:
         """Slot ``k`` as a flat uint8 tensor."""
@@ -270,6 +292,29 @@ class _Batch:
         if self.ring is None:
             return self.images
         return _BatchRing.view(self.ring, self.slot, self.shape)
+
+    def __getstate__(self) -> dict:
+        # labels and indices travel inside the pickle, by value (2 KB at batch 250). Why: a
+        # tensor is sent as a shared-memory file descriptor, which the receiving thread
+        # fetches over a socket from the worker's resource-sharer thread, a round trip to a
+        # busy, niced process per tensor and batch, in the main thread when no pin-memory
+        # thread runs (ring batches on CUDA). Images (not in a ring) still go by descriptor.
+        state = dict(self.__dict__)
+        for key in ("labels", "indices"):
+            t = state[key]
+            state[key] = (t.numpy().tobytes(), t.dtype, tuple(t.shape))
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        for key in ("labels", "indices"):
+            data, dtype, shape = state[key]
+            flat = (
+                torch.frombuffer(bytearray(data), dtype=dtype)
+                if data
+                else torch.empty(0, dtype=dtype)
+            )
+            state[key] = flat.reshape(shape)
+        self.__dict__.update(state)
 
     def pin_memory(self) -> _Batch:  # called by the DataLoader's pin-memory thread
         return _Batch(
@@ -484,6 +529,8 @@ class LoopStats:
     data_wait_s: float = 0.0
     gpu_wait_s: float = 0.0
     ring_pinned: bool | None = None  # the loader's ring was page-locked (None: no ring used)
+    pin_s: float = 0.0  # page-locking ring slots (part of the rest, not of the waits)
+    first_batch_s: float = 0.0  # until each loader's first batch arrived: start-up
 
 
 def evaluate_cells(
@@ -571,6 +618,7 @@ def evaluate_batches(
     current = -1
     stats = stats if stats is not None else LoopStats()
     start = clock = time.perf_counter()
+    first = True
     # the bar is given no iterable: tqdm.auto's class calls iter() on one when it is created
     # (tqdm/tqdm#1598), which on a DataLoader starts a second set of workers that prefetch
     # batches nobody reads (into the same ring slots)
@@ -580,6 +628,9 @@ def evaluate_batches(
         with torch.inference_mode():
             for batch in batches:
                 stats.data_wait_s += time.perf_counter() - clock
+                if first:
+                    first = False  # start-up summed over the loaders of a run
+                    stats.first_batch_s += time.perf_counter() - start
                 if batch.cell != current:
                     close_cells(batch.cell, current, totals)
                     current = batch.cell
@@ -632,17 +683,18 @@ def _copy_images(
 ) -> tuple[torch.Tensor, Any | None]:
     """A host batch's images on the device, and the event of the copy if it reads a pinned
     ring asynchronously (None: the source is free when this returns). A ring batch on CUDA is
-    copied straight out of its slot once the ring is page-locked (pinned on first sight, i.e.
+    copied straight out of its slot once the slot is page-locked (on its first batch, i.e.
     after the workers forked). Copies from pageable memory (a ring CUDA refused; the labels)
     return once CUDA has staged the source, so they free it at once."""
     pinned = False
     if batch.ring is not None and to_device.stream is not None:
         ring = _BatchRing._live[batch.ring]
-        if ring.pinned is None:
-            ring.pin(to_device.device)
-            rings.append(ring)
-            stats.ring_pinned = ring.pinned
-        pinned = ring.pinned
+        if not any(r is ring for r in rings):
+            rings.append(ring)  # unlocked at the end of the loop
+        t0 = time.perf_counter()
+        pinned = ring.pin(batch.slot, to_device.device)
+        stats.pin_s += time.perf_counter() - t0
+        stats.ring_pinned = ring.pinned
     images = to_device(batch.host_images())
     return images, to_device.copied() if pinned else None
 

@@ -264,6 +264,9 @@ def log_waits(waits: LoopStats, device: torch.device) -> None:
         msg += f" and for the device {100 * dev:.0f} %"
     if data > LOADER_BOUND:
         msg += " (input-bound: more --workers may help, if the machine has idle cores)"
+    msg += f"; loader start-up (to each loader's first batch) {waits.first_batch_s:.1f} s"
+    if waits.ring_pinned is not None:
+        msg += f", page-locking batch buffers {waits.pin_s:.1f} s"
     log.info(msg)
 
 
