@@ -776,7 +776,7 @@ def test_slot_guard_waits_for_all_but_the_latest_spare_minus_one_copies():
     assert list(guard.pending) == [None]
 
 
-@pytest.mark.parametrize("outcome", ["pinned", "refused", "model fails"])
+@pytest.mark.parametrize("outcome", ["pinned", "refused", "refused later", "model fails"])
 def test_cuda_ring_path_pins_each_slot_after_the_workers_start_and_unpins_at_the_end(
     sample_dir, imagenet_c, monkeypatch, outcome
 ):
@@ -784,8 +784,10 @@ def test_cuda_ring_path_pins_each_slot_after_the_workers_start_and_unpins_at_the
     each ring slot is page-locked once, when its first batch arrives (the workers are running
     by then, so no child inherits locked pages), all are unlocked after a device
     synchronisation at the end, also when the model fails; once CUDA refuses a slot, no other
-    is tried and batches are copied out from pageable memory, with a warning. Counts equal
-    the plain CPU loop's. The real CUDA path: the gpu tests."""
+    is tried and batches are copied out from pageable memory, with a warning, while slots
+    locked before keep their asynchronous copies. One image per batch and one worker: 8
+    batches through 6 slots, so slots are reused. Counts equal the plain CPU loop's. The real
+    CUDA path: the gpu tests."""
     import multiprocessing
 
     from robustbench_assemble.datasets.imagenet import find_classes
@@ -798,15 +800,19 @@ def test_cuda_ring_path_pins_each_slot_after_the_workers_start_and_unpins_at_the
     net = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(),
                               torch.nn.Linear(12, 1000))  # fmt: skip
     model = loop.prepare_model(net, torch.device("cpu"))
-    kw = dict(device=torch.device("cpu"), batch_size=3, workers=2, progress=False)
+    kw = dict(device=torch.device("cpu"), batch_size=1, workers=1, progress=False)
     want = loop.evaluate_cells(model, [job], **kw)
+    slots = 1 * loop.PREFETCH_FACTOR + loop.RING_SPARE_SLOTS
+    assert len(cell) > slots  # some slots bring a second batch
 
     events = []
+    refuse_at = {"refused": 1, "refused later": 3}.get(outcome)
+    async_copies = []  # (slot, event or None) per batch
 
     def register(ptr, nbytes, device):
         started = {c.pid for c in multiprocessing.active_children()} - before
         events.append(("pin", ptr, nbytes, len(started)))
-        return 0 if outcome != "refused" else 712
+        return 712 if len(events) == refuse_at else 0
 
     def unregister(ptr, device):
         events.append(("unpin", ptr))
@@ -826,6 +832,14 @@ def test_cuda_ring_path_pins_each_slot_after_the_workers_start_and_unpins_at_the
     monkeypatch.setattr(loop, "_cuda_host_unregister", unregister)
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: events.append(("sync",)))
     monkeypatch.setattr(loop, "_ToDevice", FakeCopies)
+    copy_images = loop._copy_images
+
+    def spy(batch, *args):
+        images, event = copy_images(batch, *args)
+        async_copies.append((batch.slot, event))
+        return images, event
+
+    monkeypatch.setattr(loop, "_copy_images", spy)
     stats = loop.LoopStats()
     before = {c.pid for c in multiprocessing.active_children()}  # the first run's, exiting
     if outcome == "model fails":
@@ -839,27 +853,33 @@ def test_cuda_ring_path_pins_each_slot_after_the_workers_start_and_unpins_at_the
 
         with pytest.raises(RuntimeError, match="model failed"):
             loop.evaluate_cells(failing, [job], stats=stats, **kw)
-    elif outcome == "refused":
+    elif refuse_at:
         with pytest.warns(RuntimeWarning, match="could not page-lock"):
             got = loop.evaluate_cells(model, [job], stats=stats, **kw)
         assert got == want
     else:
         assert loop.evaluate_cells(model, [job], stats=stats, **kw) == want
     pins = [e for e in events if e[0] == "pin"]
-    assert all(pin[3] == 2 for pin in pins)  # this loader's two workers were running
+    assert all(pin[3] == 1 for pin in pins)  # this loader's worker was running
     slot_bytes = {pin[2] for pin in pins}
-    assert len(slot_bytes) == 1  # whole pages, a batch at least:
-    assert slot_bytes.pop() % 4096 == 0 and pins[0][2] >= 3 * 224 * 224 * 3
+    assert len(slot_bytes) == 1  # whole pages from a page boundary, a batch at least
+    assert slot_bytes.pop() % 4096 == 0 and pins[0][2] >= 224 * 224 * 3
     addresses = [pin[1] for pin in pins]
-    assert len(set(addresses)) == len(addresses)  # each slot once
-    if outcome == "refused":
-        assert events == [pins[0], ("sync",)] and stats.ring_pinned is False
-    else:
-        batches = -(-len(cell) // 3)
-        assert len(pins) == (2 if outcome == "model fails" else batches)
-        assert addresses == sorted(addresses) and stats.ring_pinned is True  # slots in order
-        assert events == [*pins, ("sync",), *(("unpin", a) for a in addresses)]
-        assert stats.pin_s > 0
+    assert all(a % 4096 == 0 for a in addresses) and addresses == sorted(set(addresses))
+    locked = addresses[: refuse_at - 1] if refuse_at else addresses
+    assert events == [*pins, ("sync",), *(("unpin", a) for a in locked)]
+    n_batches = len(cell)
+    if outcome == "model fails":
+        assert len(pins) == 2
+    elif refuse_at:  # slots before the refusal keep asynchronous copies, the rest are pageable
+        assert len(pins) == refuse_at and stats.ring_pinned is False
+        assert [s for s, e in async_copies if e is not None] == [
+            s for s, _ in async_copies if s < refuse_at - 1
+        ]
+    else:  # each slot locked once, also when it brings its second batch
+        assert len(pins) == slots and stats.ring_pinned is True and stats.pin_s > 0
+        assert [s for s, _ in async_copies] == [i % slots for i in range(n_batches)]
+        assert all(e is not None for _, e in async_copies)
 
 
 def test_ring_reaches_the_cuda_loop_unpinned_unless_asked(sample_dir, imagenet_c):
@@ -933,6 +953,11 @@ def test_batch_labels_travel_inside_the_pickle():
     assert labels.tolist() == [3, 1, 4]
     empty = pickle.loads(dumps(_Batch(0, None, labels[:0], indices[:0])))
     assert empty.labels.shape == (0,) and empty.labels.dtype == torch.int64
+    odd = [torch.tensor([True, False]), torch.arange(6).reshape(2, 3).t(), torch.tensor(7),
+           torch.tensor([1.5, -2.0], dtype=torch.bfloat16)]  # fmt: skip
+    for t in odd:  # dtype, shape and (logical) order kept
+        back = pickle.loads(dumps(_Batch(0, None, t, t)))
+        assert back.labels.dtype == t.dtype and torch.equal(back.labels, t)
     assert b"rebuild_storage" in dumps(_Batch(0, torch.zeros(2, 3), labels, indices))
 
 

@@ -155,8 +155,10 @@ class _BatchRing:
     forked (CUDA may keep locked pages out of children) and is undone before the ring is freed.
     It is done slot by slot, when a slot first brings a batch: locking pages the main process
     has not touched yet costs ~0.3 ms per MB (H100 host: 495 ms for a 1.6 GB ring at once,
-    before the first batch, while the GPU idled), ~12 ms per slot at batch 250, which the
-    main thread can absorb while the GPU works on the batches queued before. Slots start on
+    before the first batch, while the GPU idled), so an estimated ~12 ms per slot at batch
+    250. A registration blocks the CUDA calls of the process but not the work already queued
+    (vllm-project/vllm#51414 measures the stall against the chunk size), so the GPU can go on
+    with the batches queued before while the main thread locks the next slot. Slots start on
     page boundaries for that reason.
     """
 
@@ -164,11 +166,15 @@ class _BatchRing:
     _ids = itertools.count()
 
     def __init__(self, slots: int, slot_bytes: int) -> None:
-        # whole pages per slot: each slot is page-locked on its own
+        # whole pages per slot, the first on a page boundary: each slot is page-locked on its
+        # own (the file_system sharing strategy puts the data 64 bytes into its mapping)
         self.slots = slots
         self.slot_bytes = -(-max(1, slot_bytes) // mmap.PAGESIZE) * mmap.PAGESIZE
-        storage = torch.UntypedStorage._new_shared(slots * self.slot_bytes)
-        self.buffer = torch.empty(0, dtype=torch.uint8).set_(storage)
+        nbytes = slots * self.slot_bytes
+        storage = torch.UntypedStorage._new_shared(nbytes + mmap.PAGESIZE)
+        whole = torch.empty(0, dtype=torch.uint8).set_(storage)
+        start = -whole.data_ptr() % mmap.PAGESIZE
+        self.buffer = whole[start : start + nbytes]
         self.id = next(self._ids)
         _BatchRing._live[self.id] = self  # the main process's pin thread finds it by id
         self.locked: set[int] = set()  # slots page-locked for CUDA
@@ -301,19 +307,16 @@ class _Batch:
         # thread runs (ring batches on CUDA). Images (not in a ring) still go by descriptor.
         state = dict(self.__dict__)
         for key in ("labels", "indices"):
-            t = state[key]
-            state[key] = (t.numpy().tobytes(), t.dtype, tuple(t.shape))
+            t = state[key].detach().cpu().contiguous()
+            raw = t.reshape(-1).view(torch.uint8).numpy().tobytes()  # any dtype, C order
+            state[key] = (raw, t.dtype, tuple(t.shape))
         return state
 
     def __setstate__(self, state: dict) -> None:
         for key in ("labels", "indices"):
-            data, dtype, shape = state[key]
-            flat = (
-                torch.frombuffer(bytearray(data), dtype=dtype)
-                if data
-                else torch.empty(0, dtype=dtype)
-            )
-            state[key] = flat.reshape(shape)
+            raw, dtype, shape = state[key]
+            flat = torch.frombuffer(bytearray(raw), dtype=torch.uint8) if raw else torch.empty(0)
+            state[key] = flat.to(torch.uint8).view(dtype).reshape(shape)
         self.__dict__.update(state)
 
     def pin_memory(self) -> _Batch:  # called by the DataLoader's pin-memory thread
@@ -530,7 +533,7 @@ class LoopStats:
     gpu_wait_s: float = 0.0
     ring_pinned: bool | None = None  # the loader's ring was page-locked (None: no ring used)
     pin_s: float = 0.0  # page-locking ring slots (part of the rest, not of the waits)
-    first_batch_s: float = 0.0  # until each loader's first batch arrived: start-up
+    first_batch_s: float = 0.0  # until each loader's first batch: start-up (in data_wait_s)
 
 
 def evaluate_cells(
@@ -694,7 +697,8 @@ def _copy_images(
         t0 = time.perf_counter()
         pinned = ring.pin(batch.slot, to_device.device)
         stats.pin_s += time.perf_counter() - t0
-        stats.ring_pinned = ring.pinned
+        if stats.ring_pinned is not False:  # a refusal stays on record for the run
+            stats.ring_pinned = ring.pinned
     images = to_device(batch.host_images())
     return images, to_device.copied() if pinned else None
 
