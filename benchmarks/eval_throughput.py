@@ -204,7 +204,7 @@ def pin_cost(args, workers: int) -> dict:
     this one."""
     from robustbench_assemble.eval import loop
 
-    slots = workers * loop.PREFETCH_FACTOR + loop.RING_SPARE_SLOTS
+    slots = loop._ring_slots(workers)
     ring = loop._BatchRing(slots, args.batch_size * 224 * 224 * 3)
     pid = os.fork()
     if pid == 0:  # the child writes with numpy only: no torch thread pool, no CUDA after fork

@@ -315,8 +315,12 @@ class _Batch:
     def __setstate__(self, state: dict) -> None:
         for key in ("labels", "indices"):
             raw, dtype, shape = state[key]
-            flat = torch.frombuffer(bytearray(raw), dtype=torch.uint8) if raw else torch.empty(0)
-            state[key] = flat.to(torch.uint8).view(dtype).reshape(shape)
+            flat = (
+                torch.frombuffer(bytearray(raw), dtype=torch.uint8)
+                if raw
+                else torch.empty(0, dtype=torch.uint8)  # frombuffer refuses an empty buffer
+            )
+            state[key] = flat.view(dtype).reshape(shape)
         self.__dict__.update(state)
 
     def pin_memory(self) -> _Batch:  # called by the DataLoader's pin-memory thread
@@ -433,6 +437,12 @@ PREFETCH_FACTOR = 4
 RING_SPARE_SLOTS = 2
 
 
+def _ring_slots(workers: int) -> int:
+    """Slots of the :class:`_BatchRing` of a loader with ``workers`` workers: the batches it
+    may have requested ahead, plus the spare ones."""
+    return max(1, workers * PREFETCH_FACTOR + RING_SPARE_SLOTS)
+
+
 def make_loader(
     jobs: Sequence[CellJob],
     *,
@@ -459,7 +469,7 @@ def make_loader(
     if item_nbytes:
         # P + spare slots (see _BatchRing), or one per batch if there are fewer batches;
         # a slot holds the largest batch this rank will see
-        slots = min(max(1, workers * PREFETCH_FACTOR + RING_SPARE_SLOTS), len(sampler))
+        slots = min(_ring_slots(workers), len(sampler))
         largest = min(batch_size, max(len(share) for share in sampler.shares))
         cells.ring = _BatchRing(slots, largest * item_nbytes)
         sampler.slots = slots
@@ -630,10 +640,11 @@ def evaluate_batches(
     try:
         with torch.inference_mode():
             for batch in batches:
-                stats.data_wait_s += time.perf_counter() - clock
+                arrived = time.perf_counter()
+                stats.data_wait_s += arrived - clock
                 if first:
                     first = False  # start-up summed over the loaders of a run
-                    stats.first_batch_s += time.perf_counter() - start
+                    stats.first_batch_s += arrived - start
                 if batch.cell != current:
                     close_cells(batch.cell, current, totals)
                     current = batch.cell
