@@ -18,6 +18,11 @@ try:
 except ImportError:  # a dependency; without it frames decode with PIL (same pixels, slower)
     simplejpeg = None
 
+#: PIL save options of the reference generator (the released ImageNet-C files); ``optimize``
+#: changes only the Huffman tables, not the decoded pixels.
+JPEG_QUALITY = 85
+JPEG_OPTIMIZE = True
+
 #: Extensions accepted as images in a val folder (case-insensitive), as torchvision's ImageFolder.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 

@@ -76,6 +76,8 @@ from .datasets.imagenet import Sample, fingerprint, index_folder, interleave_cla
 from .datasets.imagenet_c import corrupted_relpath
 from .images import (
     GEOMETRIES,
+    JPEG_OPTIMIZE,
+    JPEG_QUALITY,
     RELEASED_FRAMES,
     ImageReadError,
     frame_record,
@@ -83,9 +85,6 @@ from .images import (
 )
 from .threads import available_cores
 
-#: PIL save options of the reference generator.
-JPEG_QUALITY = 85
-JPEG_OPTIMIZE = True
 #: Bumped when the meaning of a seed changes (part of every per-image key).
 SEED_SCHEME = "make_imagenet_c/v1"
 

@@ -420,6 +420,72 @@ def test_untrained_model_warns(tmp_path, capsys):
     assert "untrained weights" in captured.out
 
 
+# ------------------------------------------------------ on-the-fly: the release's q85 save
+
+
+def test_on_the_fly_q85_frames_are_the_generated_files_pixels(sample_dir, imagenet_c):
+    """contrast is deterministic and corrupt_batch gives the numpy engine's pixels for it, so
+    with the in-memory q85 save (the default) an on-the-fly cell is the generator's files
+    decoded, value for value; without the save it is not (the control)."""
+    from robustbench_assemble.datasets.imagenet import find_classes
+    from robustbench_assemble.datasets.imagenet_c import ImageNetC
+    from robustbench_assemble.eval.cache import Cell
+    from robustbench_assemble.eval.sources import OnTheFlySource, ValFolder
+
+    val = ValFolder(sample_dir, N_IMAGES)
+    files = ImageNetC(imagenet_c, "contrast", 2, find_classes(sample_dir), limit=N_IMAGES)
+    on_disk = {s.relpath: files[i][0] for i, s in enumerate(files.samples)}
+    assert len(on_disk) == N_IMAGES
+    for quality, equal in ((85, True), (None, False)):
+        source = OnTheFlySource(val, None, 0, torch.device("cpu"), jpeg_quality=quality)
+        data = source.cell(Cell("contrast", 2))
+        frames = torch.stack([data.dataset[i][0] for i in range(N_IMAGES)])
+        made = data.device_transform(frames, torch.arange(N_IMAGES))
+        got = {rel: made[i] for i, rel in enumerate(val.relpaths)}
+        assert got.keys() == on_disk.keys()
+        same = [torch.equal(got[r], on_disk[r]) for r in got]
+        assert all(same) if equal else not any(same), quality
+        assert data.extra_key["jpeg_quality"] == quality
+
+
+def test_on_the_fly_run_counts_equal_the_files_run(sample_dir, imagenet_c, tmp_path, capsys):
+    """Through the CLI: on-the-fly contrast (q85 save by default) gives the files' counts, says
+    so in its footnote and config; ``none`` is keyed apart in the cache and footnoted."""
+    common = ["--model", MODEL, "--data", str(sample_dir), "--corruptions", "contrast",
+              "--severities", "1,2", "--limit", str(N_IMAGES), "--no-figures",
+              "--batch-size", "3"]  # fmt: skip
+    assert _eval([*common, "--imagenet-c", str(imagenet_c), "--out", str(tmp_path / "f")]) == 0
+    assert _eval([*common, "--out", str(tmp_path / "o")]) == 0
+    files, fly = _cells(tmp_path / "f"), _cells(tmp_path / "o")
+    assert _strip(fly) == _strip(files)
+    report = json.loads((tmp_path / "o" / MODEL / "imagenet_c.json").read_text())
+    assert report["details"]["config"]["on_the_fly_jpeg"] == 85
+    assert "saved as JPEG q85 in memory" in report["footnote"]
+    assert "random corruptions draw other noise" in report["footnote"]
+    files_report = json.loads((tmp_path / "f" / MODEL / "imagenet_c.json").read_text())
+    assert files_report["details"]["config"]["on_the_fly_jpeg"] is None
+
+    # without the save, in the same results folder: not served from the q85 cache entries
+    assert _eval([*common, "--out", str(tmp_path / "o"), "--on-the-fly-jpeg", "none"]) == 0
+    report = json.loads((tmp_path / "o" / MODEL / "imagenet_c.json").read_text())
+    assert report["details"]["config"]["on_the_fly_jpeg"] is None
+    assert "without the release's q85 JPEG save" in report["footnote"]
+    key = json.loads((tmp_path / "o" / MODEL / "cache" / "contrast-2.json").read_text())["key"]
+    assert key["jpeg_quality"] is None
+
+    for bad in ("0", "101", "high"):
+        err = _error([*common, "--out", str(tmp_path / "e"), "--on-the-fly-jpeg", bad], capsys)
+        assert "--on-the-fly-jpeg" in err and "1..100 or none" in err
+    err = _error(
+        [*common, "--imagenet-c", str(imagenet_c), "--out", str(tmp_path / "e"),
+         "--on-the-fly-jpeg", "85"], capsys,
+    )  # fmt: skip
+    assert "--on-the-fly-jpeg applies to on-the-fly corruption" in err
+    err = _error([*common, "--out", str(tmp_path / "e"), "--corruptions", "none",
+                  "--on-the-fly-jpeg", "85"], capsys)  # fmt: skip
+    assert "corrupts no ImageNet-C cell" in err
+
+
 # ------------------------------------------------------------- resize policy "native"
 
 
@@ -1321,8 +1387,8 @@ def test_native_geometry_follows_the_released_mce_scripts(monkeypatch, tmp_path)
     seen = {}
 
     class Probe:
-        def __init__(self, clean_transform, seed, device, geometry) -> None:
-            seen["geometry"] = geometry
+        def __init__(self, clean_transform, seed, device, geometry, jpeg_quality) -> None:
+            seen["geometry"], seen["jpeg_quality"] = geometry, jpeg_quality
 
     monkeypatch.setattr(runner, "SmokeSource", Probe)
     io = runner.load_model("assemble_r152", resize_policy="native")
@@ -1330,3 +1396,4 @@ def test_native_geometry_follows_the_released_mce_scripts(monkeypatch, tmp_path)
                       str(tmp_path)])  # fmt: skip
     runner.build_source(cfg, io, torch.device("cpu"))
     assert seen["geometry"] == (292, 256, "clovaai")
+    assert seen["jpeg_quality"] == 85  # clovaai's generator saved at q85 too

@@ -27,7 +27,16 @@ def test_the_protocol_itself_has_no_footnote_and_no_notes():
 @pytest.mark.parametrize(
     ("change", "words"),
     [
-        ({"source": "on-the-fly"}, "corrupted on the fly"),
+        ({"source": "on-the-fly"}, "without the release's q85 JPEG save"),  # older runs
+        ({"source": "on-the-fly", "on_the_fly_jpeg": None}, "without the release's q85 JPEG"),
+        (
+            {"source": "on-the-fly", "on_the_fly_jpeg": 85},
+            "saved as JPEG q85 in memory, not read from the released files (random",
+        ),
+        (
+            {"source": "on-the-fly", "on_the_fly_jpeg": 50},
+            "saved as JPEG q50 in memory (the release saved at q85), not read from",
+        ),
         ({"decode": "gpu"}, "nvjpeg"),
         ({"trained_weights": False}, "UNTRAINED"),
         ({"resize_policy": "resize", "preprocessing": {"input_size": 256}}, "adapted"),

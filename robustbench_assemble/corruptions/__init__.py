@@ -1,4 +1,5 @@
-"""ImageNet-C corruptions: ``corrupt`` (numpy, one image) and ``corrupt_batch`` (torch, batched)."""
+"""ImageNet-C corruptions: ``corrupt`` (numpy, one image) and ``corrupt_batch`` (torch, batched);
+``jpeg_round_trip``, the release's JPEG save and reload for frames corrupted in memory."""
 
 from .params import (
     CATEGORIES,
@@ -20,6 +21,7 @@ __all__ = [
     "DETERMINISTIC",
     "corrupt",
     "corrupt_batch",
+    "jpeg_round_trip",
 ]
 
 try:  # filled in by the backends as they land
@@ -27,6 +29,6 @@ try:  # filled in by the backends as they land
 except ImportError:  # pragma: no cover
     pass
 try:
-    from .torch_backend import corrupt_batch  # noqa: F401
+    from .torch_backend import corrupt_batch, jpeg_round_trip  # noqa: F401
 except ImportError:  # pragma: no cover
     pass

@@ -287,7 +287,8 @@ def unit(x, lo, hi, out):  # pragma: no cover - compiled
 
 @numba.njit(**_JIT)
 def to_uint8(x, lo, hi, out):  # pragma: no cover - compiled
-    """Flat float32 -> ``uint8(clip(x, 0, 1) * 255)`` (truncation) over ``[lo, hi)``."""
+    """Flat float32 (or float64: the constants are exact in both) -> ``uint8(clip(x, 0, 1) *
+    255)`` (truncation) over ``[lo, hi)``, in the input's precision."""
     one = np.float32(1.0)
     zero = np.float32(0.0)
     full = np.float32(255.0)

@@ -24,8 +24,8 @@ drawn, so the output does not depend on the thread count.
 
 Steps that run on the CPU whatever the device (everything else stays on the device):
 
-- ``jpeg_compression``: Pillow's libjpeg encode/decode, per image (no device JPEG codec gives
-  the same bytes);
+- ``jpeg_compression``: libjpeg-turbo encode/decode per image (:func:`jpeg_round_trip`; no
+  device JPEG codec gives the same pixels);
 - ``spatter`` (water, severities 1-3): the Canny / distance-transform / equalizeHist mask is
   computed with OpenCV per image from the device-drawn liquid layer, then moved back;
 - ``frost``: the texture index and crop offsets (three integers per image) are drawn on the
@@ -40,6 +40,7 @@ import contextlib
 import functools
 import io
 import math
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -101,15 +102,6 @@ def _cpu_split(fn, n: int) -> None:
     """Run ``fn(lo, hi)`` over ``[0, n)`` split into ``torch.get_num_threads()`` contiguous
     ranges on threads (the compiled kernels release the GIL)."""
     split_range(fn, n, torch.get_num_threads())
-
-
-def _batch_to_nhwc(x: torch.Tensor) -> list[np.ndarray]:
-    """N x 3 x H x W tensor -> list of contiguous HxWx3 numpy arrays (on the CPU)."""
-    return list(x.permute(0, 2, 3, 1).contiguous().cpu().numpy())
-
-
-def _nhwc_to_batch(arrays: list[np.ndarray], device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).to(device)
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
@@ -244,6 +236,21 @@ def _gaussian(
 
 
 def _gaussian_blur(x, c, g):
+    if x.device.type == "cpu":  # skimage's float64 filter, scipy's operations in their order
+        from ..perturbations.kernels import gaussian_blur_frames
+        from ..perturbations.numpy_backend import gaussian_kernel_halves
+
+        weights, radii = gaussian_kernel_halves((c,), truncate=4.0)
+        xn, out = x.numpy(), np.empty(tuple(x.shape), dtype=np.uint8)
+        h, w = x.shape[-2:]
+
+        def one(i: int) -> None:  # a plane as an H x W x 1 image
+            for ch in range(x.shape[1]):
+                plane = (xn[i, ch] / 255.0).reshape(h, w, 1)
+                gaussian_blur_frames(plane, weights, radii, out[i, ch].reshape(1, h, w, 1))
+
+        _map_cpu(one, list(range(x.shape[0])))
+        return torch.from_numpy(out)
     return _to_uint8(_gaussian(_unit(x), c))
 
 
@@ -277,16 +284,21 @@ def _glass_apply(x: torch.Tensor, c, offsets: list[torch.Tensor]) -> torch.Tenso
 def _defocus_blur(x, c, g):
     radius, alias = c
     kernel = defocus_kernel(radius, alias)
-    if x.device.type == "cpu":  # OpenCV's own filter2D (DFT) is ~2x faster than torch's FFT
-        xf = _unit(x).numpy()
-        out = np.empty_like(xf)
+    if x.device.type == "cpu":  # the reference's own call: OpenCV's filter2D of float64 planes
+        # Why float64: the reference filters ``np.array(x) / 255.``; in float32 a saturated
+        # region (a white background) truncates one level lower over its whole area
+        # (docs/FIDELITY.md), which the q85 save of on-the-fly frames spreads further.
+        xn, out = x.numpy(), np.empty(tuple(x.shape), dtype=np.uint8)
+        h, w = x.shape[-2:]
 
-        def one(i: int) -> None:  # per channel plane, as the reference; no layout copies
-            for ch in range(xf.shape[1]):
-                cv2.filter2D(xf[i, ch], -1, kernel, dst=out[i, ch])
+        def one(i: int) -> None:  # per channel plane, as the reference
+            blurred = np.empty((h, w))
+            for ch in range(x.shape[1]):
+                cv2.filter2D(xn[i, ch] / 255.0, -1, kernel, dst=blurred)
+                ck.to_uint8(blurred.reshape(-1), 0, h * w, out[i, ch].reshape(-1))
 
         _map_cpu(one, list(range(x.shape[0])))
-        return _to_uint8(torch.from_numpy(out))
+        return torch.from_numpy(out)
     return _to_uint8(ops.filter2d(_unit(x), kernel))
 
 
@@ -566,28 +578,91 @@ def _pixelate(x, c, g):
 
 
 def _jpeg_compression(x, c, g):
-    if x.device.type == "cpu":
-        # OpenCV's libjpeg-turbo with the same settings (4:2:0, islow DCT, fancy upsampling)
-        # gives Pillow's pixels (tested) without PIL.Image round trips; cv2 wants BGR.
-        xn, out = x.numpy(), np.empty(tuple(x.shape), dtype=np.uint8)
-        flag = [cv2.IMWRITE_JPEG_QUALITY, int(c)]
+    return jpeg_round_trip(x, c)
 
-        def one_cv(i: int) -> None:
-            enc = cv2.imencode(".jpg", cv2.merge([xn[i, 2], xn[i, 1], xn[i, 0]]), flag)[1]
-            b, g_, r = cv2.split(cv2.imdecode(enc, cv2.IMREAD_COLOR))
-            out[i, 0], out[i, 1], out[i, 2] = r, g_, b
 
-        _map_cpu(one_cv, list(range(x.shape[0])))
-        return torch.from_numpy(out)
+def jpeg_round_trip(images: torch.Tensor, quality: int) -> torch.Tensor:
+    """Save every image as a JPEG at ``quality`` and decode it again, in memory.
 
-    def one(a: np.ndarray) -> np.ndarray:
-        buf = io.BytesIO()
-        Image.fromarray(a).save(buf, "JPEG", quality=c)
-        buf.seek(0)
-        with Image.open(buf) as im:
-            return np.asarray(im)  # RGB in, RGB out
+    The pixels of Pillow's ``save(format="JPEG", quality=q)`` then ``Image.open``: libjpeg-turbo,
+    4:2:0 chroma, islow DCT, fancy upsampling (``optimize=True``, as the released ImageNet-C
+    files were saved at q85, changes only the Huffman tables, not the pixels). Encoded with
+    OpenCV's libjpeg-turbo, which gives Pillow's pixels without PIL round trips (tested).
+    ``images``: N x 3 x H x W uint8 RGB on any device; the codec runs on the CPU (no device
+    codec gives libjpeg's pixels). Returns uint8 of the same shape, device and memory format.
+    """
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8:
+        raise ValueError(f"images must be a uint8 torch.Tensor, got {_describe(images)}")
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(
+            f"images must be N x 3 x H x W (RGB, channels first), got shape {tuple(images.shape)}"
+        )
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+        raise ValueError(f"JPEG quality must be an integer in 1..100, got {quality!r}")
+    channels_last = images.is_contiguous(memory_format=torch.channels_last) and not (
+        images.is_contiguous()
+    )
+    xn = images.contiguous().cpu().numpy()
+    out = np.empty(tuple(images.shape), dtype=np.uint8)
+    codec = _cv2_jpeg if _cv2_jpeg_is_pillows(quality) else _pil_jpeg
 
-    return _nhwc_to_batch(_map_cpu(one, _batch_to_nhwc(x)), x.device)
+    def one(i: int) -> None:
+        codec(xn[i], quality, out[i])
+
+    _map_cpu(one, list(range(images.shape[0])))
+    y = torch.from_numpy(out).to(images.device)
+    return y.contiguous(memory_format=torch.channels_last) if channels_last else y
+
+
+def _cv2_jpeg(x: np.ndarray, quality: int, out: np.ndarray) -> None:
+    """3 x H x W RGB -> JPEG -> ``out`` (3 x H x W) through OpenCV, which wants BGR planes."""
+    enc = cv2.imencode(".jpg", cv2.merge([x[2], x[1], x[0]]), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    b, g, r = cv2.split(cv2.imdecode(enc[1], cv2.IMREAD_COLOR))
+    out[0], out[1], out[2] = r, g, b
+
+
+def _pil_jpeg(x: np.ndarray, quality: int, out: np.ndarray) -> None:
+    """The same through Pillow itself (the reference's library; slower)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(x.transpose(1, 2, 0))).save(buf, "JPEG", quality=quality)
+    with Image.open(buf) as im:
+        out[...] = np.asarray(im.convert("RGB")).transpose(2, 0, 1)
+
+
+#: Per process and quality: does OpenCV's JPEG round trip give Pillow's pixels?
+_CV2_JPEG_OK: dict[int, bool] = {}
+
+
+def _cv2_jpeg_is_pillows(quality: int) -> bool:
+    """Checked once per process and quality on a fixed 48 x 64 test card (noise and ramps).
+
+    Why: the two agree because both are libjpeg-turbo with the same defaults (4:2:0, islow
+    DCT, fancy upsampling); an OpenCV built on another libjpeg would change every frame
+    silently. On a mismatch Pillow does the work, with a warning."""
+    if quality not in _CV2_JPEG_OK:
+        rng = np.random.default_rng(0)
+        card = rng.integers(0, 256, (3, 48, 64), dtype=np.uint8)
+        card[:, :24] = np.linspace(0, 255, 64, dtype=np.uint8)[None, None, :]
+        card[1, :24] = card[1, :24, ::-1]
+        ours, pil = np.empty_like(card), np.empty_like(card)
+        _cv2_jpeg(card, quality, ours)
+        _pil_jpeg(card, quality, pil)
+        _CV2_JPEG_OK[quality] = bool(np.array_equal(ours, pil))
+        if not _CV2_JPEG_OK[quality]:
+            warnings.warn(
+                f"OpenCV's JPEG codec ({cv2.__version__}) does not give Pillow's pixels at "
+                f"quality {quality}: encoding with Pillow in this process (slower, the "
+                "reference's pixels)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+    return _CV2_JPEG_OK[quality]
+
+
+def _describe(x) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"a {x.dtype} tensor"
+    return type(x).__name__
 
 
 # ----------------------------------------------------------------------------- extra
@@ -860,4 +935,4 @@ def corrupt_batch(
     return out.contiguous(memory_format=memory_format)
 
 
-__all__ = ["corrupt_batch"]
+__all__ = ["corrupt_batch", "jpeg_round_trip"]

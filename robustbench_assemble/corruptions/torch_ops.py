@@ -49,10 +49,14 @@ def fold_index(idx: np.ndarray, n: int, mode: str) -> np.ndarray:
 
 
 def gaussian_kernel1d(sigma: float, truncate: float = 4.0) -> np.ndarray:
-    """scipy.ndimage's 1-D Gaussian: radius ``int(truncate*sigma + 0.5)``, weights sum to 1."""
-    radius = int(truncate * float(sigma) + 0.5)
-    x = np.arange(-radius, radius + 1, dtype=np.float64)
-    phi = np.exp(-0.5 / (float(sigma) ** 2) * x * x)
+    """scipy.ndimage's 1-D Gaussian: radius ``int(truncate*sigma + 0.5)``, weights sum to 1,
+    with scipy's own arithmetic (``_gaussian_kernel1d``: integer offsets squared, then scaled),
+    so the weights are scipy's to the last bit (exactly symmetric, as scipy's reversal
+    assumes)."""
+    sigma = float(sigma)
+    radius = int(truncate * sigma + 0.5)
+    x = np.arange(-radius, radius + 1)
+    phi = np.exp(-0.5 / (sigma * sigma) * x**2)
     return phi / phi.sum()
 
 

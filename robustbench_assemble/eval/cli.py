@@ -4,6 +4,7 @@
         [--imagenet-c DIR] [--imagenet-p DIR] [--corruptions a,b|common|all]
         [--severities 1,2] [--limit N] [--batch-size N] [--workers N] [--device D]
         [--precision fp32|bf16|fp16] [--out DIR] [--source files|on-the-fly] [--seed N]
+        [--on-the-fly-jpeg QUALITY|none]
         [--resize-policy P] [--clean-resize torchvision|tf1] [--decode cpu|gpu] [--compare FILE ...]
         [--baseline PATH ...] [--perturbations P] [--difficulties 1,2,3] [--list-models]
         [--no-figures] [--no-progress]
@@ -23,6 +24,7 @@ from pathlib import Path
 import torch
 
 from ..corruptions.params import resolve_names, resolve_severities
+from ..images import JPEG_QUALITY
 from ..models.registry import RESIZE_BACKENDS
 from ..threads import available_cores
 from .loop import PRECISIONS
@@ -55,6 +57,9 @@ class EvalConfig:
     resize_policy: str | None = None
     clean_resize: str | None = None  # Preprocessing.resize_backend override (None: the model's)
     decode: str = "cpu"
+    #: on-the-fly frames are saved and reloaded as JPEG at this quality in memory, as the
+    #: released files were saved at q85 (None: skipped)
+    on_the_fly_jpeg: int | None = JPEG_QUALITY
     compare: tuple[Path, ...] = ()
     baseline_c: Path | None = None  # measured AlexNet imagenet_c.json (None: published table)
     baseline_p: Path | None = None  # measured AlexNet imagenet_p.json (None: published FPs)
@@ -150,7 +155,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--source",
         choices=SOURCES,
         help="files: the ImageNet-C JPEGs (default with --imagenet-c); on-the-fly: corrupt val "
-        "images on the eval device (default without; not identical to the q85 JPEG files)",
+        "images on the eval device and save/reload them as JPEG in memory (default without; "
+        "random corruptions draw other noise than the files, see --on-the-fly-jpeg)",
+    )
+    p.add_argument(
+        "--on-the-fly-jpeg",
+        metavar="QUALITY|none",
+        default=argparse.SUPPRESS,  # the help says the default; absent = not given
+        help=f"JPEG quality of the in-memory save and reload of on-the-fly frames (default "
+        f"{JPEG_QUALITY}, as the released files were saved; on the CPU deterministic "
+        "corruptions then give the generator's files exactly); none skips the save (cells "
+        "move by several points)",
     )
     p.add_argument(
         "--seed", type=int, default=0, help="seed of on-the-fly corruptions and random init"
@@ -228,6 +243,20 @@ def parse_args(argv: list[str] | None = None) -> EvalConfig:
         raise ValueError("--source on-the-fly corrupts val images: it needs --data VAL_DIR")
     if ns.decode == "gpu" and ns.imagenet_c is None:
         raise ValueError("--decode gpu decodes the ImageNet-C files: it needs --imagenet-c DIR")
+    given = getattr(ns, "on_the_fly_jpeg", None)
+    on_the_fly_jpeg = _on_the_fly_jpeg(given)
+    files = ns.source == "files" or (ns.source is None and ns.imagenet_c is not None)
+    if given is not None and files:
+        raise ValueError(
+            "--on-the-fly-jpeg applies to on-the-fly corruption; the ImageNet-C files "
+            "(--imagenet-c) are already JPEGs"
+        )
+    p_only = ns.imagenet_p is not None and ns.data is None and ns.imagenet_c is None
+    if given is not None and (p_only or not corruptions):
+        raise ValueError(
+            "--on-the-fly-jpeg applies to on-the-fly ImageNet-C corruption, and this run "
+            "corrupts no ImageNet-C cell"
+        )
     baseline_c, baseline_p = resolve_baselines(ns.baseline)
     return EvalConfig(
         model=ns.model,
@@ -250,12 +279,27 @@ def parse_args(argv: list[str] | None = None) -> EvalConfig:
         resize_policy=ns.resize_policy,
         clean_resize=ns.clean_resize,
         decode=ns.decode,
+        on_the_fly_jpeg=on_the_fly_jpeg,
         compare=tuple(ns.compare),
         baseline_c=baseline_c,
         baseline_p=baseline_p,
         figures=not ns.no_figures,
         progress=not ns.no_progress,
     )
+
+
+def _on_the_fly_jpeg(spec: str | None) -> int | None:
+    if spec is None:
+        return JPEG_QUALITY
+    if spec.strip().lower() == "none":
+        return None
+    try:
+        quality = int(spec)
+    except ValueError:
+        quality = 0
+    if not 1 <= quality <= 100:
+        raise ValueError(f"--on-the-fly-jpeg {spec!r}: expected a JPEG quality in 1..100 or none")
+    return quality
 
 
 def _difficulties(spec: str) -> tuple[int, ...]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..images import CLOVAAI_256_FRAMES, RELEASED_FRAMES
+from ..images import CLOVAAI_256_FRAMES, JPEG_QUALITY, RELEASED_FRAMES
 from ..models.transforms import FRAME_SIZE
 from ..perturbations.codec import CODEC_ATTRS
 
@@ -68,6 +68,21 @@ def _regenerated(made: Mapping[str, Any] | None, frames: int) -> str | None:
     )
 
 
+def _on_the_fly_departure(jpeg_quality: int | None) -> str:
+    """Runs from before ``on_the_fly_jpeg`` was recorded had no JPEG save: absent = None."""
+    if jpeg_quality is None:
+        return (
+            "ImageNet-C corrupted on the fly (corrupt_batch) without the release's "
+            f"q{JPEG_QUALITY} JPEG save (cells differ from the files' by several points)"
+        )
+    release = "" if jpeg_quality == JPEG_QUALITY else f" (the release saved at q{JPEG_QUALITY})"
+    return (
+        f"ImageNet-C corrupted on the fly (corrupt_batch) and saved as JPEG q{jpeg_quality} in "
+        f"memory{release}, not read from the released files (random corruptions draw other "
+        "noise)"
+    )
+
+
 def protocol_departures(
     config: Mapping[str, Any], sizes: Sequence[int] = (), dataset: str = "imagenet_c"
 ) -> tuple[str | None, list[str]]:
@@ -78,17 +93,15 @@ def protocol_departures(
     ``smoke_sample``, ``source``, ``decode``, ``resize_policy``, ``frame_size``,
     ``frame_geometry``, ``preprocessing``
     (``input_size``, ``resize_backend``), ``reference_resize_backend``, ``codecs``,
-    ``origins`` and ``fp_baseline`` (ImageNet-P), ``limit``, ``precision``.
+    ``origins`` and ``fp_baseline`` (ImageNet-P), ``limit``, ``precision``, and
+    ``on_the_fly_jpeg`` (absent: no save, as runs made before it was recorded).
     The smoke sample has its own footnote, so neither its on-the-fly source nor its size is
     repeated. Precision goes to the notes only: a numerical choice of the forward pass, not a
     change of the data.
     """
     departures: list[str] = []
     if config.get("source") == "on-the-fly" and not config.get("smoke_sample"):
-        departures.append(
-            "ImageNet-C corrupted on the fly (corrupt_batch), not read from the released q85 "
-            "JPEG files (cells differ from the files' by several points)"
-        )
+        departures.append(_on_the_fly_departure(config.get("on_the_fly_jpeg")))
     if config.get("decode") == "gpu":
         departures.append(
             "ImageNet-C frames decoded with nvjpeg (--decode gpu), not libjpeg as in the "

@@ -54,7 +54,9 @@ def build_source(cfg: EvalConfig, io: ModelIO, device: torch.device) -> Source:
     # resize policy "native": corrupt at the model's own Resize + CenterCrop (assembled-cnn)
     geometry = io.preprocessing.native_geometry if native else FRAME_GEOMETRY
     if cfg.smoke:
-        return SmokeSource(io.clean_transform, cfg.seed, device, geometry)
+        return SmokeSource(
+            io.clean_transform, cfg.seed, device, geometry, jpeg_quality=cfg.on_the_fly_jpeg
+        )
     val = ValFolder(cfg.data, cfg.limit, io.num_classes) if cfg.data is not None else None
     if cfg.resolved_source == "files":
         if native:
@@ -75,7 +77,7 @@ def build_source(cfg: EvalConfig, io: ModelIO, device: torch.device) -> Source:
         )
     if val is None:
         raise ValueError("--source on-the-fly needs --data VAL_DIR")
-    return OnTheFlySource(val, io.clean_transform, cfg.seed, device, geometry)
+    return OnTheFlySource(val, io.clean_transform, cfg.seed, device, geometry, cfg.on_the_fly_jpeg)
 
 
 def cells_of(cfg: EvalConfig, source: Source) -> list[Cell]:
@@ -233,6 +235,8 @@ def run_imagenet_c(cfg: EvalConfig, ctx: DistContext) -> CResults:
         "preprocessing": io.preprocessing.as_dict(),
         "reference_resize_backend": io.reference_resize_backend,
         "decode": cfg.decode,
+        # the in-memory JPEG save of on-the-fly frames (None: none; files are JPEGs already)
+        "on_the_fly_jpeg": getattr(source, "jpeg_quality", None) if corrupted else None,
         "weights": str(cfg.weights) if cfg.weights else None,
         "weights_file_sha256": file_sha256(cfg.weights) if cfg.weights and ctx.is_main else None,
         "state_dict_sha256": weights_hash,

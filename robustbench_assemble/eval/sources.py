@@ -8,8 +8,12 @@ corruption) and a fingerprint of the data the numbers depend on (part of the cac
   as they are (no resize, no crop: the reference evaluates them with ToTensor + Normalize);
   clean images from the val folder with the model's Resize + CenterCrop.
 - ``on-the-fly``: each val image -> Resize(256) + CenterCrop(224) on a worker, then
-  ``corrupt_batch`` on the evaluation device. Not identical to the released files: those were
-  also saved as JPEG quality 85, which on-the-fly skips (see docs/BENCHMARKS.md).
+  ``corrupt_batch`` on the evaluation device, then (by default) a JPEG save and reload at
+  quality 85 in memory (``jpeg_round_trip``), as the released files were saved: on the CPU
+  deterministic corruptions then give the generator's files exactly (``corrupt_batch`` is
+  bit-identical there; on a GPU within a level before the save); random ones draw other noise
+  (torch's generator, per batch), with the reference's distributions. Without the save (``none``)
+  cells move by several points (docs/BENCHMARKS.md).
 - ``smoke``: the embedded five-photo sample of :mod:`.smoke`, corrupted on the fly.
 
 With ``--limit N`` every cell (clean included) uses the same :func:`select_subset` images.
@@ -47,6 +51,7 @@ from ..datasets.imagenet import (
 )
 from ..datasets.imagenet_c import ImageNetC, find_cell, frame_size
 from ..images import (
+    JPEG_QUALITY,
     RELEASED_FRAMES,
     ImageReadError,
     frame_record,
@@ -269,16 +274,26 @@ def batch_seed(seed: int, cell: Cell, first_index: int) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") & (2**63 - 1)
 
 
-def on_the_fly(cell: Cell, seed: int, device: torch.device) -> DeviceTransform:
-    """The device transform that applies ``corrupt_batch`` to a uint8 batch."""
-    from ..corruptions import corrupt_batch
+def on_the_fly(
+    cell: Cell, seed: int, device: torch.device, jpeg_quality: int | None = JPEG_QUALITY
+) -> DeviceTransform:
+    """The device transform that applies ``corrupt_batch`` to a uint8 batch, then the
+    release's JPEG save and reload at ``jpeg_quality`` (None: no save)."""
+    from ..corruptions import corrupt_batch, jpeg_round_trip
 
     def transform(images: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         generator = torch.Generator(device=device)
         generator.manual_seed(batch_seed(seed, cell, int(indices[0])))
-        return corrupt_batch(images, cell.corruption, cell.severity, generator=generator)
+        out = corrupt_batch(images, cell.corruption, cell.severity, generator=generator)
+        return out if jpeg_quality is None else jpeg_round_trip(out, jpeg_quality)
 
     return transform
+
+
+def _jpeg_words(jpeg_quality: int | None) -> str:
+    if jpeg_quality is None:
+        return "no JPEG save"
+    return f"saved and reloaded as JPEG q{jpeg_quality} in memory"
 
 
 class Source:
@@ -423,14 +438,16 @@ class OnTheFlySource(Source):
         seed: int,
         device: torch.device,
         geometry: FrameGeometry = FRAME_GEOMETRY,
+        jpeg_quality: int | None = JPEG_QUALITY,
     ) -> None:
         self.val, self.clean_transform, self.seed, self.device = val, clean_transform, seed, device
         self.geometry, self.frame_size = geometry, geometry[1]
         self.frame_geometry = frame_record(*geometry)
+        self.jpeg_quality = jpeg_quality
         self.description = (
             f"{val.root}, Resize({geometry[0]}) + CenterCrop({geometry[1]}) ({geometry[2]} "
-            "rounding), corrupted on the fly "
-            f"on {device.type} (seed {seed})"
+            f"rounding), corrupted on the fly on {device.type} (seed {seed}), "
+            + _jpeg_words(jpeg_quality)
         )
 
     def check(self, cells: Sequence[Cell]) -> None:
@@ -446,9 +463,13 @@ class OnTheFlySource(Source):
         return CellData(
             FrameFiles(self.val.samples, self.geometry),
             self.val.fingerprint,
-            on_the_fly(cell, self.seed, self.device),
+            on_the_fly(cell, self.seed, self.device, self.jpeg_quality),
             frames=True,
-            extra_key={"seed": self.seed, "frame_geometry": list(self.geometry)},
+            extra_key={
+                "seed": self.seed,
+                "frame_geometry": list(self.geometry),
+                "jpeg_quality": self.jpeg_quality,
+            },
         )
 
 
@@ -464,12 +485,14 @@ class SmokeSource(Source):
         seed: int,
         device: torch.device,
         geometry: FrameGeometry = FRAME_GEOMETRY,
+        jpeg_quality: int | None = JPEG_QUALITY,
     ) -> None:
         photos = load_smoke_sample()
         self.fingerprint = "smoke-" + smoke_fingerprint(photos)
         self.clean = InMemory([(clean_transform(im), label) for im, label in photos])
         self.frames = InMemory([(frame_tensor(im, geometry), label) for im, label in photos])
         self.seed, self.device, self.geometry = seed, device, geometry
+        self.jpeg_quality = jpeg_quality
         self.frame_size = geometry[1]
         self.frame_geometry = frame_record(*geometry)
 
@@ -482,9 +505,13 @@ class SmokeSource(Source):
         return CellData(
             self.frames,
             self.fingerprint,
-            on_the_fly(cell, self.seed, self.device),
+            on_the_fly(cell, self.seed, self.device, self.jpeg_quality),
             frames=True,
-            extra_key={"seed": self.seed, "frame_geometry": list(self.geometry)},
+            extra_key={
+                "seed": self.seed,
+                "frame_geometry": list(self.geometry),
+                "jpeg_quality": self.jpeg_quality,
+            },
         )
 
 

@@ -188,7 +188,7 @@ def adapt_frames(
             f"files made at the model's size ({native_files_hint(pre)}), or choose a "
             f"--resize-policy: 'as-is' (feed {h}x{w} frames unchanged), 'resize' (resize them "
             f"to {size}; changes the benchmark), {crop}or 'native' with --source on-the-fly "
-            f"(corrupt val images at {size} px on the fly, without the q85 JPEG step)"
+            f"(corrupt val images at {size} px on the fly)"
         )
     if policy == "center-crop":
         if size > h or size > w:
