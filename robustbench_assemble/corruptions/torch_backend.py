@@ -40,6 +40,8 @@ import contextlib
 import functools
 import io
 import math
+import numbers
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -247,7 +249,7 @@ def _gaussian_blur(x, c, g):
         def one(i: int) -> None:  # a plane as an H x W x 1 image
             for ch in range(x.shape[1]):
                 plane = (xn[i, ch] / 255.0).reshape(h, w, 1)
-                gaussian_blur_frames(plane, weights, radii, out[i, ch].reshape(1, h, w, 1))
+                gaussian_blur_frames(plane, weights, radii, out[i, ch][None, :, :, None])
 
         _map_cpu(one, list(range(x.shape[0])))
         return torch.from_numpy(out)
@@ -294,7 +296,7 @@ def _defocus_blur(x, c, g):
         def one(i: int) -> None:  # per channel plane, as the reference
             blurred = np.empty((h, w))
             for ch in range(x.shape[1]):
-                cv2.filter2D(xn[i, ch] / 255.0, -1, kernel, dst=blurred)
+                blurred = cv2.filter2D(xn[i, ch] / 255.0, -1, kernel, dst=blurred)
                 ck.to_uint8(blurred.reshape(-1), 0, h * w, out[i, ch].reshape(-1))
 
         _map_cpu(one, list(range(x.shape[0])))
@@ -597,7 +599,10 @@ def jpeg_round_trip(images: torch.Tensor, quality: int) -> torch.Tensor:
         raise ValueError(
             f"images must be N x 3 x H x W (RGB, channels first), got shape {tuple(images.shape)}"
         )
-    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+    if isinstance(quality, bool) or not isinstance(quality, numbers.Integral):
+        raise ValueError(f"JPEG quality must be an integer in 1..100, got {quality!r}")
+    quality = int(quality)
+    if not 1 <= quality <= 100:
         raise ValueError(f"JPEG quality must be an integer in 1..100, got {quality!r}")
     channels_last = images.is_contiguous(memory_format=torch.channels_last) and not (
         images.is_contiguous()
@@ -631,32 +636,35 @@ def _pil_jpeg(x: np.ndarray, quality: int, out: np.ndarray) -> None:
 
 #: Per process and quality: does OpenCV's JPEG round trip give Pillow's pixels?
 _CV2_JPEG_OK: dict[int, bool] = {}
+_CV2_JPEG_LOCK = threading.Lock()  # corrupt_batch's CPU chunks may ask at the same time
 
 
 def _cv2_jpeg_is_pillows(quality: int) -> bool:
-    """Checked once per process and quality on a fixed 48 x 64 test card (noise and ramps).
+    """Checked once per process and quality on a fixed 45 x 61 test card (noise and ramps;
+    odd sides, so partial 16 x 16 chroma blocks are encoded too).
 
     Why: the two agree because both are libjpeg-turbo with the same defaults (4:2:0, islow
     DCT, fancy upsampling); an OpenCV built on another libjpeg would change every frame
     silently. On a mismatch Pillow does the work, with a warning."""
-    if quality not in _CV2_JPEG_OK:
-        rng = np.random.default_rng(0)
-        card = rng.integers(0, 256, (3, 48, 64), dtype=np.uint8)
-        card[:, :24] = np.linspace(0, 255, 64, dtype=np.uint8)[None, None, :]
-        card[1, :24] = card[1, :24, ::-1]
-        ours, pil = np.empty_like(card), np.empty_like(card)
-        _cv2_jpeg(card, quality, ours)
-        _pil_jpeg(card, quality, pil)
-        _CV2_JPEG_OK[quality] = bool(np.array_equal(ours, pil))
-        if not _CV2_JPEG_OK[quality]:
-            warnings.warn(
-                f"OpenCV's JPEG codec ({cv2.__version__}) does not give Pillow's pixels at "
-                f"quality {quality}: encoding with Pillow in this process (slower, the "
-                "reference's pixels)",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-    return _CV2_JPEG_OK[quality]
+    with _CV2_JPEG_LOCK:
+        if quality not in _CV2_JPEG_OK:
+            rng = np.random.default_rng(0)
+            card = rng.integers(0, 256, (3, 45, 61), dtype=np.uint8)
+            card[:, :22] = np.linspace(0, 255, 61, dtype=np.uint8)[None, None, :]
+            card[1, :22] = card[1, :22, ::-1]
+            ours, pil = np.empty_like(card), np.empty_like(card)
+            _cv2_jpeg(card, quality, ours)
+            _pil_jpeg(card, quality, pil)
+            _CV2_JPEG_OK[quality] = bool(np.array_equal(ours, pil))
+            if not _CV2_JPEG_OK[quality]:
+                warnings.warn(
+                    f"OpenCV's JPEG codec ({cv2.__version__}) does not give Pillow's pixels "
+                    f"at quality {quality}: encoding with Pillow in this process (slower, "
+                    "the reference's pixels)",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+        return _CV2_JPEG_OK[quality]
 
 
 def _describe(x) -> str:
