@@ -448,6 +448,34 @@ def test_on_the_fly_q85_frames_are_the_generated_files_pixels(sample_dir, imagen
         assert data.extra_key["jpeg_quality"] == quality
 
 
+def test_on_the_fly_q85_equals_generated_files_for_every_deterministic_cell(sample_dir, tmp_path):
+    """All 8 deterministic corruptions x 5 severities on 3 photos: on-the-fly frames (CPU,
+    q85 save) are the generator's files decoded, value for value (the whole chain: frame
+    geometry, corruption engine, JPEG codec, decoder)."""
+    from robustbench_assemble.corruptions import DETERMINISTIC
+    from robustbench_assemble.datasets.imagenet import find_classes
+    from robustbench_assemble.datasets.imagenet_c import ImageNetC
+    from robustbench_assemble.eval.cache import Cell
+    from robustbench_assemble.eval.sources import OnTheFlySource, ValFolder
+    from robustbench_assemble.make_imagenet_c import main as make_c
+
+    names = sorted(DETERMINISTIC)
+    argv = ["--src", str(sample_dir), "--out", str(tmp_path), "--limit", "3", "--workers", "0",
+            "--corruptions", ",".join(names), "--no-progress"]  # fmt: skip
+    assert make_c(argv) == 0
+    val, classes = ValFolder(sample_dir, 3), find_classes(sample_dir)
+    source = OnTheFlySource(val, None, 0, torch.device("cpu"))
+    for name in names:
+        for severity in (1, 2, 3, 4, 5):
+            data = source.cell(Cell(name, severity))
+            frames = torch.stack([data.dataset[i][0] for i in range(3)])
+            made = data.device_transform(frames, torch.arange(3))
+            files = ImageNetC(tmp_path, name, severity, classes, limit=3)
+            on_disk = {s.relpath: files[i][0] for i, s in enumerate(files.samples)}
+            for i, rel in enumerate(val.relpaths):
+                assert torch.equal(made[i], on_disk[rel]), f"{name} s{severity} {rel}"
+
+
 def test_on_the_fly_run_counts_equal_the_files_run(sample_dir, imagenet_c, tmp_path, capsys):
     """Through the CLI: on-the-fly contrast (q85 save by default) gives the files' counts, says
     so in its footnote and config; ``none`` is keyed apart in the cache and footnoted."""
