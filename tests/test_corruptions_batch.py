@@ -478,11 +478,13 @@ def test_replayed_draws_match_reference(photos, name):
 
 
 @pytest.mark.parametrize("severity", [1, 5])
-def test_glass_blur_vectorised_loop_equals_reference(photos, severity):
-    """The pointer-doubling form of the sequential pixel loop, against the loop itself."""
-    ours = to_numpy(replay_glass_blur(photos[:1], severity, [5]))
-    ref = reference_batch(photos[:1], "glass_blur", severity, [5])
-    assert mad(ours, ref) < 0.05, f"glass_blur s{severity}: MAD {mad(ours, ref):.4f}"
+def test_glass_blur_loop_equals_reference(saturated_photo, severity):
+    """The CPU path (float64 blurs, the sequential pixel loop compiled) on the reference's own
+    draws: every value equal, white background included (float32 blurs left 400-703 values of
+    it one level lower)."""
+    ours = to_numpy(replay_glass_blur([saturated_photo], severity, [5]))
+    ref = reference_batch([saturated_photo], "glass_blur", severity, [5])
+    assert np.array_equal(ours, ref), f"glass_blur s{severity}: {(ours != ref).sum()} values"
 
 
 @pytest.mark.slow
@@ -491,7 +493,7 @@ def test_glass_blur_all_severities_slow(photos, severity):
     ours = to_numpy(replay_glass_blur(photos[:2], severity, [21, 22]))
     ref = reference_batch(photos[:2], "glass_blur", severity, [21, 22])
     print(f"glass_blur s{severity}: replayed draws, MAD vs reference {mad(ours, ref):.4f}")
-    assert mad(ours, ref) < 0.05
+    assert np.array_equal(ours, ref), f"glass_blur s{severity}: {(ours != ref).sum()} values"
 
 
 # ----------------------------------------------------------------------------- strength

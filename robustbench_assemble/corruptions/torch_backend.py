@@ -238,22 +238,30 @@ def _gaussian(
 
 
 def _gaussian_blur(x, c, g):
-    if x.device.type == "cpu":  # skimage's float64 filter, scipy's operations in their order
-        from ..perturbations.kernels import gaussian_blur_frames
-        from ..perturbations.numpy_backend import gaussian_kernel_halves
-
-        weights, radii = gaussian_kernel_halves((c,), truncate=4.0)
-        xn, out = x.numpy(), np.empty(tuple(x.shape), dtype=np.uint8)
-        h, w = x.shape[-2:]
-
-        def one(i: int) -> None:  # a plane as an H x W x 1 image
-            for ch in range(x.shape[1]):
-                plane = (xn[i, ch] / 255.0).reshape(h, w, 1)
-                gaussian_blur_frames(plane, weights, radii, out[i, ch][None, :, :, None])
-
-        _map_cpu(one, list(range(x.shape[0])))
-        return torch.from_numpy(out)
+    if x.device.type == "cpu":
+        return _gaussian_uint8_cpu(x, c)
     return _to_uint8(_gaussian(_unit(x), c))
+
+
+def _gaussian_uint8_cpu(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``uint8(clip(skimage.gaussian(x / 255., sigma), 0, 1) * 255)`` of a uint8 CPU batch,
+    per plane, with scipy's float64 operations in their order (ImageNet-P's compiled
+    ``gaussian_blur_frames``, mode 'nearest', truncate 4): bit-identical to the reference.
+    Why not float32: saturated areas (white backgrounds) truncate one level lower there."""
+    from ..perturbations.kernels import gaussian_blur_frames
+    from ..perturbations.numpy_backend import gaussian_kernel_halves
+
+    weights, radii = gaussian_kernel_halves((sigma,), truncate=4.0)
+    xn, out = x.contiguous().numpy(), np.empty(tuple(x.shape), dtype=np.uint8)
+    h, w = x.shape[-2:]
+
+    def one(i: int) -> None:  # a plane as an H x W x 1 image
+        for ch in range(x.shape[1]):
+            plane = (xn[i, ch] / 255.0).reshape(h, w, 1)
+            gaussian_blur_frames(plane, weights, radii, out[i, ch][None, :, :, None])
+
+    _map_cpu(one, list(range(x.shape[0])))
+    return torch.from_numpy(out)
 
 
 def _glass_blur(x, c, g):
@@ -271,13 +279,14 @@ def _glass_blur(x, c, g):
 def _glass_apply(x: torch.Tensor, c, offsets: list[torch.Tensor]) -> torch.Tensor:
     """glass_blur given its draws: per iteration N x R x C x 2 (dx, dy), rows/cols ascending."""
     sigma, delta, _ = c
-    y = _to_uint8(_gaussian(_unit(x), sigma))
-    if y.device.type == "cpu":  # the sequential loop itself, compiled
+    if x.device.type == "cpu":  # float64 blurs and the sequential loop itself, compiled
+        y = _gaussian_uint8_cpu(x, sigma)
         yn = y.numpy()
         for off in offsets:
             o = off.numpy()
             _cpu_split(lambda lo, hi, o=o: ck.glass_copy(yn, o, delta, lo, hi), y.shape[0])
-        return _to_uint8(_gaussian(_unit(y), sigma))
+        return _gaussian_uint8_cpu(y, sigma)
+    y = _to_uint8(_gaussian(_unit(x), sigma))
     for off in offsets:
         y = ops.glass_shuffle(y, off, delta)
     return _to_uint8(ops.gaussian_filter(_unit(y), sigma))
