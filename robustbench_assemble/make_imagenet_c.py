@@ -30,7 +30,10 @@ of the class-interleaved image order, so runs on the same device with the same
 a prefix of a larger one; a cell continues with another ``--limit`` only then, else one batch
 would mix two random streams, so that is refused). CPU and CUDA (and numpy and torch) outputs
 of the *random* corruptions differ: they draw different random numbers from the same
-distributions. The backend, device, seed and batch size of each cell are recorded in
+distributions. The deterministic ones are byte-identical between the numpy and torch backends
+on the CPU (``corrupt_batch`` is bit-identical to the reference there; on CUDA within a gray
+level before the save, docs/FIDELITY.md). The backend, device, seed and batch size of each
+cell are recorded in
 ``<out>/<corruption>/<severity>.json`` and a resumed run with other settings is refused.
 
 Resuming. Every file is written under a temporary name in its folder and renamed when complete,
@@ -629,7 +632,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("numpy", "torch"),
         default=None,
         help="numpy: per-image reference code (default on cpu); torch: batched corrupt_batch "
-        "(default on cuda). Random corruptions differ between the two.",
+        "(default on cuda). Random corruptions differ between the two; deterministic ones are "
+        "identical on the CPU (within a gray level on CUDA).",
     )
     p.add_argument("--batch-size", type=int, default=64, help="torch backend batch (default 64)")
     p.add_argument(

@@ -539,3 +539,19 @@ def test_temp_names_recognised_and_removed(tmp_path: Path) -> None:
     assert remove_temp_files(tmp_path) == [t]
     assert not t.exists() and keep.exists()
     assert remove_temp_files(tmp_path / "missing") == []
+
+
+def test_backends_write_byte_identical_files_for_deterministic_corruptions(sample_dir, tmp_path):
+    """On the CPU corrupt_batch is bit-identical to the reference for the 8 deterministic
+    corruptions, so the torch backend writes the numpy backend's files byte for byte (3
+    photos x 5 severities); random ones differ by their draws."""
+    from robustbench_assemble.corruptions import DETERMINISTIC
+
+    common = ["--src", str(sample_dir), "--limit", "3", "--no-progress",
+              "--corruptions", ",".join(sorted(DETERMINISTIC))]  # fmt: skip
+    assert mic.main([*common, "--out", str(tmp_path / "np"), "--workers", "0"]) == 0
+    assert mic.main([*common, "--out", str(tmp_path / "t"), "--backend", "torch"]) == 0
+    files = sorted(p.relative_to(tmp_path / "np") for p in (tmp_path / "np").rglob("*.JPEG"))
+    assert len(files) == 3 * 5 * len(DETERMINISTIC)
+    for rel in files:
+        assert (tmp_path / "np" / rel).read_bytes() == (tmp_path / "t" / rel).read_bytes(), rel
