@@ -15,10 +15,12 @@ pixel for pixel.
 
 On a CPU, the slowest batched steps are replaced by compiled loops (:mod:`.cpu_kernels`) that
 do the reference library's arithmetic once per value (HSV round trip, zoom_blur's zooms, the
-glass loop, Pillow's BOX passes, frost's blend as a table), direct OpenCV calls on views of the
-batch (defocus's filter2D, the Gaussian blurs' sepFilter2D, JPEG via libjpeg-turbo,
+glass loop, Pillow's BOX passes, frost's blend as a table, gaussian_blur's and glass_blur's
+float64 Gaussians in scipy's order), direct OpenCV calls on views of the batch (defocus's
+float64 filter2D, the other Gaussian blurs' sepFilter2D, JPEG via libjpeg-turbo,
 bit-identical to Pillow's), and table sampling of the noises' exact output distributions
-(:mod:`.noise_tables`); docs/FIDELITY.md, "CPU path". The CPU batch is split into one chunk
+(:mod:`.noise_tables`): every deterministic corruption is bit-identical to the reference
+there; docs/FIDELITY.md, "CPU path". The CPU batch is split into one chunk
 of images per ``torch.get_num_threads()`` thread after all random fields of the batch are
 drawn, so the output does not depend on the thread count.
 
