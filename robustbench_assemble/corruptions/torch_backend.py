@@ -70,7 +70,8 @@ _FROST_CACHE: dict[tuple[str, int, int], list[torch.Tensor]] = {}
 # ----------------------------------------------------------------------------- helpers
 
 
-def _check_inputs(images: torch.Tensor, generator: torch.Generator | None) -> None:
+def _check_images(images: torch.Tensor) -> None:
+    """An N x 3 x H x W uint8 RGB batch, or a ValueError saying what was expected."""
     if not isinstance(images, torch.Tensor):
         raise ValueError(f"images must be a torch.Tensor, got {type(images).__name__}")
     if images.dtype != torch.uint8:
@@ -79,6 +80,17 @@ def _check_inputs(images: torch.Tensor, generator: torch.Generator | None) -> No
         raise ValueError(
             f"images must be N x 3 x H x W (RGB, channels first), got shape {tuple(images.shape)}"
         )
+
+
+def _memory_format(images: torch.Tensor) -> torch.memory_format:
+    """The layout outputs keep: channels_last if ``images`` are (and not also contiguous)."""
+    if images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous():
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def _check_inputs(images: torch.Tensor, generator: torch.Generator | None) -> None:
+    _check_images(images)
     if min(images.shape[-2:]) < MIN_SIDE:
         raise ValueError(
             f"image sides must be >= {MIN_SIDE} pixels (as the numpy engine), "
@@ -604,20 +616,12 @@ def jpeg_round_trip(images: torch.Tensor, quality: int) -> torch.Tensor:
     ``images``: N x 3 x H x W uint8 RGB on any device; the codec runs on the CPU (no device
     codec gives libjpeg's pixels). Returns uint8 of the same shape, device and memory format.
     """
-    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8:
-        raise ValueError(f"images must be a uint8 torch.Tensor, got {_describe(images)}")
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(
-            f"images must be N x 3 x H x W (RGB, channels first), got shape {tuple(images.shape)}"
-        )
+    _check_images(images)
     if isinstance(quality, bool) or not isinstance(quality, numbers.Integral):
         raise ValueError(f"JPEG quality must be an integer in 1..100, got {quality!r}")
     quality = int(quality)
     if not 1 <= quality <= 100:
         raise ValueError(f"JPEG quality must be an integer in 1..100, got {quality!r}")
-    channels_last = images.is_contiguous(memory_format=torch.channels_last) and not (
-        images.is_contiguous()
-    )
     xn = images.contiguous().cpu().numpy()
     out = np.empty(tuple(images.shape), dtype=np.uint8)
     codec = _cv2_jpeg if _cv2_jpeg_is_pillows(quality) else _pil_jpeg
@@ -627,7 +631,7 @@ def jpeg_round_trip(images: torch.Tensor, quality: int) -> torch.Tensor:
 
     _map_cpu(one, list(range(images.shape[0])))
     y = torch.from_numpy(out).to(images.device)
-    return y.contiguous(memory_format=torch.channels_last) if channels_last else y
+    return y.contiguous(memory_format=_memory_format(images))
 
 
 def _cv2_jpeg(x: np.ndarray, quality: int, out: np.ndarray) -> None:
@@ -676,12 +680,6 @@ def _cv2_jpeg_is_pillows(quality: int) -> bool:
                     stacklevel=4,
                 )
         return _CV2_JPEG_OK[quality]
-
-
-def _describe(x) -> str:
-    if isinstance(x, torch.Tensor):
-        return f"a {x.dtype} tensor"
-    return type(x).__name__
 
 
 # ----------------------------------------------------------------------------- extra
@@ -941,17 +939,13 @@ def corrupt_batch(
     check_name(name)
     check_severity(severity)
     _check_inputs(images, generator)
-    channels_last = images.is_contiguous(memory_format=torch.channels_last) and not (
-        images.is_contiguous()
-    )
     x = images.contiguous()
     with torch.no_grad(), _full_precision_matmul():
         if x.device.type == "cpu":
             out = _cpu_chunked(x, name, params(name, severity), generator)
         else:
             out = _CORRUPTIONS[name](x, params(name, severity), generator)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    return out.contiguous(memory_format=memory_format)
+    return out.contiguous(memory_format=_memory_format(images))
 
 
 __all__ = ["corrupt_batch", "jpeg_round_trip"]

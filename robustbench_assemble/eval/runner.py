@@ -77,7 +77,9 @@ def build_source(cfg: EvalConfig, io: ModelIO, device: torch.device) -> Source:
         )
     if val is None:
         raise ValueError("--source on-the-fly needs --data VAL_DIR")
-    return OnTheFlySource(val, io.clean_transform, cfg.seed, device, geometry, cfg.on_the_fly_jpeg)
+    return OnTheFlySource(
+        val, io.clean_transform, cfg.seed, device, geometry, jpeg_quality=cfg.on_the_fly_jpeg
+    )
 
 
 def cells_of(cfg: EvalConfig, source: Source) -> list[Cell]:
@@ -236,7 +238,7 @@ def run_imagenet_c(cfg: EvalConfig, ctx: DistContext) -> CResults:
         "reference_resize_backend": io.reference_resize_backend,
         "decode": cfg.decode,
         # the in-memory JPEG save of on-the-fly frames (None: none; files are JPEGs already)
-        "on_the_fly_jpeg": getattr(source, "jpeg_quality", None) if corrupted else None,
+        "on_the_fly_jpeg": source.jpeg_quality if corrupted else None,
         "weights": str(cfg.weights) if cfg.weights else None,
         "weights_file_sha256": file_sha256(cfg.weights) if cfg.weights and ctx.is_main else None,
         "state_dict_sha256": weights_hash,

@@ -307,6 +307,8 @@ class Source:
     #: how the frames were made: {"resize", "crop", "geometry"}, None when not recorded
     #: (released files; make_imagenet_c writes it next to each cell)
     frame_geometry: dict | None = None
+    #: quality of the in-memory JPEG save of on-the-fly frames (None: none, or files)
+    jpeg_quality: int | None = None
 
     def check(self, cells: Sequence[Cell]) -> None:  # pragma: no cover - trivial default
         return None
@@ -460,16 +462,8 @@ class OnTheFlySource(Source):
                 self.val.fingerprint,
                 frames=False,
             )
-        return CellData(
-            FrameFiles(self.val.samples, self.geometry),
-            self.val.fingerprint,
-            on_the_fly(cell, self.seed, self.device, self.jpeg_quality),
-            frames=True,
-            extra_key={
-                "seed": self.seed,
-                "frame_geometry": list(self.geometry),
-                "jpeg_quality": self.jpeg_quality,
-            },
+        return _corrupted_on_the_fly(
+            self, FrameFiles(self.val.samples, self.geometry), self.val.fingerprint, cell
         )
 
 
@@ -502,17 +496,25 @@ class SmokeSource(Source):
     def cell(self, cell: Cell) -> CellData:
         if cell.is_clean:
             return CellData(self.clean, self.fingerprint, frames=False)
-        return CellData(
-            self.frames,
-            self.fingerprint,
-            on_the_fly(cell, self.seed, self.device, self.jpeg_quality),
-            frames=True,
-            extra_key={
-                "seed": self.seed,
-                "frame_geometry": list(self.geometry),
-                "jpeg_quality": self.jpeg_quality,
-            },
-        )
+        return _corrupted_on_the_fly(self, self.frames, self.fingerprint, cell)
+
+
+def _corrupted_on_the_fly(
+    source: OnTheFlySource | SmokeSource, frames: Dataset, data_fingerprint: str, cell: Cell
+) -> CellData:
+    """A corrupted cell of an on-the-fly source: its frames, corrupted (and saved) on the
+    device, keyed by everything the corruption depends on."""
+    return CellData(
+        frames,
+        data_fingerprint,
+        on_the_fly(cell, source.seed, source.device, source.jpeg_quality),
+        frames=True,
+        extra_key={
+            "seed": source.seed,
+            "frame_geometry": list(source.geometry),
+            "jpeg_quality": source.jpeg_quality,
+        },
+    )
 
 
 def _require_corrupt_batch() -> None:
