@@ -487,6 +487,46 @@ def test_glass_blur_loop_equals_reference(saturated_photo, severity):
     assert np.array_equal(ours, ref), f"glass_blur s{severity}: {(ours != ref).sum()} values"
 
 
+@pytest.mark.parametrize("severity", SEVERITIES)
+def test_elastic_replay_equals_reference(photos, saturated_photo, severity):
+    """The CPU path (OpenCV's warp, scipy's float64 resampling) on the reference's own draws:
+    every value equal, white band included (the float32 grid_sample it replaced left 571-1,763
+    values of that photo one level lower, and 2-9 of an ordinary photo)."""
+    images, seeds = [photos[0], saturated_photo], [11, 13]
+    ours = to_numpy(replay_elastic(images, severity, seeds))
+    ref = reference_batch(images, "elastic_transform", severity, seeds)
+    assert np.array_equal(ours, ref), f"elastic s{severity}: {(ours != ref).sum()} values"
+
+
+def test_elastic_resample_equals_scipy_map_coordinates():
+    """The compiled resampler against scipy's ``map_coordinates(order=1, mode='reflect')``
+    itself, value for value, at positions that exercise every branch of scipy's reflection:
+    far outside (several periods), exactly on the border, -1e-16, half-integers, ties."""
+    from scipy.ndimage import map_coordinates
+
+    from robustbench_assemble.corruptions import cpu_kernels as ck
+
+    rng = np.random.default_rng(0)
+    h, w = 7, 9
+    planes = rng.random((1, 2, h, w), dtype=np.float32)
+    planes[0, 1] = 1.0  # a saturated plane: must stay exactly 1
+    special = [0.0, -1e-16, -0.5, -1.0, -h, -w, -2.0 * w, -2.0 * w - 0.25, -5.0 * w + 0.5,
+               h - 1.0, h - 0.5, w - 1.0, w + 0.5, 2.0 * w, 3.0 * h + 0.75, 1e-16, 0.5]  # fmt: skip
+    fields = rng.uniform(-4 * w, 4 * w, size=(1, 2, h, w))
+    flat = fields.reshape(2, -1)
+    flat[:, : len(special)] = special
+    flat[1, ::3] = np.round(flat[1, ::3])  # integers
+    fields = fields.astype(np.float32).astype(np.float64)  # alpha = 1: positions exact
+    ours = np.empty_like(planes)
+    ck.elastic_resample(planes, fields, 1.0, 0, 1, ours)
+    rows = np.arange(h)[:, None] + fields[0, 1]
+    cols = np.arange(w)[None, :] + fields[0, 0]
+    for k in range(2):
+        ref = map_coordinates(planes[0, k], np.stack((rows, cols)), order=1, mode="reflect")
+        assert np.array_equal(ours[0, k], ref), f"plane {k}: {(ours[0, k] != ref).sum()} values"
+    assert (ours[0, 1] == 1.0).all()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("severity", SEVERITIES)
 def test_glass_blur_all_severities_slow(photos, severity):

@@ -207,45 +207,73 @@ def lookup2(a, b, table, out):  # pragma: no cover - compiled
 
 
 @numba.njit(**_JIT)
-def affine_grid(m, lo, hi, out):  # pragma: no cover - compiled
-    """``F.grid_sample`` grid (align_corners=True) of ``torch_ops.warp_affine_reflect101``.
-
-    ``m``: N x 2 x 3 float64 inverse maps; ``out``: N x H x W x 2 float32 (x, y). The same
-    float64 operations as the torch version (``(a*x + b*y) + c``, then ``* (2/(n-1)) - 1``),
-    rounded to float32 once, without its five full-size float64 temporaries.
-    """
-    _, h, w, _ = out.shape
-    fx = 2.0 / (w - 1)
-    fy = 2.0 / (h - 1)
-    for n in range(lo, hi):
-        for i in range(h):
-            yi = float(i)
-            for j in range(w):
-                xj = float(j)
-                sx = m[n, 0, 0] * xj + m[n, 0, 1] * yi + m[n, 0, 2]
-                sy = m[n, 1, 0] * xj + m[n, 1, 1] * yi + m[n, 1, 2]
-                out[n, i, j, 0] = np.float32(sx * fx - 1.0)
-                out[n, i, j, 1] = np.float32(sy * fy - 1.0)
+def _reflect(c, n):  # pragma: no cover - compiled
+    """scipy.ndimage's ``map_coordinate`` for mode 'reflect' (half-sample symmetric), with its
+    double operations and integer truncations."""
+    if c < 0:
+        sz2 = 2 * n
+        if c < -sz2:
+            c = sz2 * np.int64(-c / sz2) + c
+        if c < -n:
+            c = c + sz2
+        else:
+            c = (1e-15 if c > -1e-15 else -c) - 1
+    elif c > n - 1:
+        sz2 = 2 * n
+        c -= sz2 * np.int64(c / sz2)
+        if c >= n:
+            c = sz2 - c - 1
+    return c
 
 
 @numba.njit(**_JIT)
-def displaced_grid(fields, alpha, lo, hi, out):  # pragma: no cover - compiled
-    """``F.grid_sample`` grid (align_corners=False) of elastic's displaced sampling positions.
+def _linear_taps(c, n):  # pragma: no cover - compiled
+    """Indices and weights of scipy's order-1 spline at ``c`` (mode 'reflect'); ``ok`` False
+    where scipy falls back to ``cval`` (a mapped coordinate <= -1: only NaN here)."""
+    if 0.0 <= c < n - 1:  # inside (most positions): scipy maps nothing
+        f = np.floor(c)
+        w0 = 1.0 - (c - f)
+        start = np.int64(f)
+        return start, start + 1, w0, 1.0 - w0, True
+    c = _reflect(c, n)
+    if not c > -1.0:
+        return 0, 0, 0.0, 0.0, False
+    f = np.floor(c)
+    start = np.int64(f)
+    i0, i1 = start, start + 1
+    if start < 0 or start + 1 >= n:  # border: the taps' indices are reflected too
+        i0 = np.int64(_reflect(float(start), n))
+        i1 = np.int64(_reflect(float(start + 1), n))
+    w0 = 1.0 - (c - f)
+    return i0, i1, w0, 1.0 - w0, True
 
-    ``fields``: N x 2 x H x W float64 blurred fields (column then row displacement before
-    ``* alpha``); each is scaled, rounded to float32 (as the reference), added to the pixel
-    index in float64 and normalised ``(2p + 1) / n - 1`` as ``torch_ops._grid_sample`` does.
+
+@numba.njit(**_JIT)
+def elastic_resample(planes, fields, alpha, lo, hi, out):  # pragma: no cover - compiled
+    """elastic_transform's ``map_coordinates(order=1, mode='reflect')``.
+
+    ``planes``: N x C x H x W float32 (the warped image); ``fields``: N x 2 x H x W float64
+    blurred fields (column, then row displacement before ``* alpha``); ``out``: float32 like
+    ``planes``. Each displacement is scaled and rounded to float32 (as the reference), added
+    to the pixel index in float64; the value is scipy's float64 sum of ``v * w_row * w_col``
+    in its tap order, stored as float32.
     """
-    _, h, w, _ = out.shape
+    _, ch, h, w = planes.shape
     for n in range(lo, hi):
         for i in range(h):
             for j in range(w):
                 dx = np.float64(np.float32(fields[n, 0, i, j] * alpha))
                 dy = np.float64(np.float32(fields[n, 1, i, j] * alpha))
-                cols = float(j) + dx
-                rows = float(i) + dy
-                out[n, i, j, 0] = np.float32((2.0 * cols + 1.0) / w - 1.0)
-                out[n, i, j, 1] = np.float32((2.0 * rows + 1.0) / h - 1.0)
+                r0, r1, wr0, wr1, okr = _linear_taps(float(i) + dy, h)
+                c0, c1, wc0, wc1, okc = _linear_taps(float(j) + dx, w)
+                for k in range(ch):
+                    t = 0.0  # scipy's cval where a coordinate is not mapped
+                    if okr and okc:
+                        t += np.float64(planes[n, k, r0, c0]) * wr0 * wc0
+                        t += np.float64(planes[n, k, r0, c1]) * wr0 * wc1
+                        t += np.float64(planes[n, k, r1, c0]) * wr1 * wc0
+                        t += np.float64(planes[n, k, r1, c1]) * wr1 * wc1
+                    out[n, k, i, j] = np.float32(t)
 
 
 @numba.njit(**_JIT)

@@ -16,13 +16,14 @@ pixel for pixel.
 On a CPU, the slowest batched steps are replaced by compiled loops (:mod:`.cpu_kernels`) that
 do the reference library's arithmetic once per value (HSV round trip, zoom_blur's zooms, the
 glass loop, Pillow's BOX passes, frost's blend as a table, gaussian_blur's and glass_blur's
-float64 Gaussians in scipy's order), direct OpenCV calls on views of the batch (defocus's
-float64 filter2D, the other Gaussian blurs' sepFilter2D, JPEG via libjpeg-turbo,
-bit-identical to Pillow's), and table sampling of the noises' exact output distributions
-(:mod:`.noise_tables`): every deterministic corruption is bit-identical to the reference
-there; docs/FIDELITY.md, "CPU path". The CPU batch is split into one chunk
-of images per ``torch.get_num_threads()`` thread after all random fields of the batch are
-drawn, so the output does not depend on the thread count.
+float64 Gaussians in scipy's order, elastic's resampling as scipy's ``map_coordinates``),
+direct OpenCV calls on views of the batch (defocus's float64 filter2D, elastic's warpAffine,
+the other Gaussian blurs' sepFilter2D, JPEG via libjpeg-turbo, bit-identical to Pillow's), and
+table sampling of the noises' exact output distributions (:mod:`.noise_tables`): every
+deterministic corruption is bit-identical to the reference there, and glass_blur and
+elastic_transform are on the reference's own draws; docs/FIDELITY.md, "CPU path". The CPU
+batch is split into one chunk of images per ``torch.get_num_threads()`` thread after all
+random fields of the batch are drawn, so the output does not depend on the thread count.
 
 Steps that run on the CPU whatever the device (everything else stays on the device):
 
@@ -547,20 +548,42 @@ def _elastic_apply(
     pts1 = np.float32([cs + sq, [cs[0] + sq, cs[1] - sq], cs - sq])
     src = torch.as_tensor(pts1, device=dev).unsqueeze(0).expand(n, 3, 2)
     dst = src + jitter.to(torch.float32)  # float32 sum, as the reference
-    m = _affine_from_points(src.to(torch.float64), dst.to(torch.float64))
-    if dev.type == "cpu" and ux.dtype == uy.dtype == torch.float64:  # same grids, compiled
-        grid = np.empty((n, h, w, 2), dtype=np.float32)
-        ck.affine_grid(_invert_affine(m).numpy(), 0, n, grid)
-        xf = ops.sample_grid(xf, torch.from_numpy(grid), "reflect101")
+    if dev.type == "cpu" and ux.dtype == uy.dtype == torch.float64:
         fields = _gaussian(torch.cat((ux, uy), 1), sigma, mode="symmetric", truncate=3)
-        ck.displaced_grid(fields.contiguous().numpy(), float(alpha), 0, n, grid)
-        return _to_uint8(ops.sample_grid(xf, torch.from_numpy(grid), "symmetric"))
+        return _elastic_cpu(xf, pts1, dst.numpy(), fields.numpy(), alpha)
+    m = _affine_from_points(src.to(torch.float64), dst.to(torch.float64))
     xf = ops.warp_affine_reflect101(xf, _invert_affine(m))
     dx = (_gaussian(ux, sigma, mode="symmetric", truncate=3) * alpha).to(torch.float32)
     dy = (_gaussian(uy, sigma, mode="symmetric", truncate=3) * alpha).to(torch.float32)
     rows = torch.arange(h, device=dev, dtype=torch.float64).view(1, h, 1) + dy[:, 0].double()
     cols = torch.arange(w, device=dev, dtype=torch.float64).view(1, 1, w) + dx[:, 0].double()
     return _to_uint8(ops.map_coordinates_linear(xf, rows, cols, mode="symmetric"))
+
+
+def _elastic_cpu(
+    xf: torch.Tensor, pts1: np.ndarray, dst: np.ndarray, fields: np.ndarray, alpha: float
+) -> torch.Tensor:
+    """elastic_transform's warp and resampling on CPU floats with the reference's arithmetic:
+    ``cv2.getAffineTransform`` + ``cv2.warpAffine`` (REFLECT_101) per plane, then scipy's
+    ``map_coordinates(order=1, mode='reflect')`` at ``index + float32(field * alpha)``
+    (compiled replica ``ck.elastic_resample``, tested equal to scipy).
+
+    Why not the batched ``grid_sample``: it interpolates in float32, so a white (saturated)
+    area comes out just below 1.0 and truncates one level lower (hundreds to thousands of
+    values of a photo with a white band; docs/FIDELITY.md); OpenCV keeps a constant area
+    constant and scipy sums in float64, as the reference does. ``dst``: N x 3 x 2 float32
+    jittered points; ``fields``: N x 2 x H x W float64 blurred fields (column, then row).
+    """
+    xn = xf.contiguous().numpy()
+    n, ch, h, w = xn.shape
+    warped = np.empty((n, ch, h, w), dtype=np.float32)
+    for i in range(n):
+        m = cv2.getAffineTransform(pts1, dst[i])
+        for k in range(ch):
+            cv2.warpAffine(xn[i, k], m, (w, h), dst=warped[i, k], borderMode=cv2.BORDER_REFLECT_101)
+    sampled = np.empty_like(warped)
+    ck.elastic_resample(warped, np.ascontiguousarray(fields), float(alpha), 0, n, sampled)
+    return _to_uint8(torch.from_numpy(sampled))
 
 
 def _elastic_transform(x, c, g):
