@@ -108,6 +108,39 @@ def test_frost_missing_folder_raises(monkeypatch, tmp_path):
 # --------------------------------------------------------------------------- motion
 
 
+def test_gaussian_kernel1d_is_scipys_to_the_last_bit():
+    """The one Gaussian formula behind every exact blur (corrupt_batch's CPU blurs, the device
+    filter matrices, ImageNet-P's compiled blurs) against scipy's own ``_gaussian_kernel1d``,
+    at every sigma and truncate the corruptions and perturbations use."""
+    from scipy.ndimage import _filters
+
+    from robustbench_assemble.perturbations.numpy_backend import gaussian_kernel_halves
+    from robustbench_assemble.perturbations.params import SCHEDULES
+
+    p = params.params
+    cases = [
+        (s, 4.0)
+        for s in (
+            *[p("gaussian_blur", k) for k in range(1, 6)],
+            *[p("glass_blur", k)[0] for k in range(1, 6)],
+            *[p("spatter", k)[2] for k in range(1, 6)],
+            0.5,
+            1.5,
+        )
+    ]
+    cases += [(p("elastic_transform", k)[1], 3.0) for k in range(1, 6)]
+    ip_sigmas = SCHEDULES["gaussian_blur"].frame_params
+    cases += [(s, 6.0) for s in ip_sigmas]
+    for sigma, truncate in cases:
+        radius = int(truncate * float(sigma) + 0.5)
+        ours = numpy_backend.gaussian_kernel1d(sigma, truncate)
+        assert np.array_equal(ours, _filters._gaussian_kernel1d(sigma, 0, radius)), sigma
+    halves, radii = gaussian_kernel_halves(tuple(ip_sigmas))
+    for t, sigma in enumerate(ip_sigmas):
+        full = _filters._gaussian_kernel1d(sigma, 0, int(radii[t]))
+        assert np.array_equal(halves[t, : radii[t] + 1], full[radii[t] :: -1]), sigma
+
+
 def test_motion_kernel_shape():
     assert [motion.kernel_width(r, 3) for r in (10, 12, 15, 20, 12.5)] == [21, 25, 31, 41, 27]
     k = motion.motion_blur_kernel(15, 5)

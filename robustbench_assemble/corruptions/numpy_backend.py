@@ -50,6 +50,19 @@ def _gaussian(x: np.ndarray, sigma: float, mode: str = "nearest", truncate: floa
     return ndimage.gaussian_filter(x, sigmas, mode=mode, truncate=truncate)
 
 
+def gaussian_kernel1d(sigma: float, truncate: float = 4.0) -> np.ndarray:
+    """scipy.ndimage's 1-D Gaussian: radius ``int(truncate*sigma + 0.5)``, weights sum to 1,
+    with scipy's own arithmetic (``_gaussian_kernel1d``: integer offsets squared, then scaled),
+    so the weights are scipy's to the last bit (exactly symmetric, as scipy's reversal
+    assumes). The one formula behind every exact Gaussian here: corrupt_batch's blurs and
+    ImageNet-P's compiled ones (``perturbations.numpy_backend.gaussian_kernel_halves``)."""
+    sigma = float(sigma)
+    radius = int(truncate * sigma + 0.5)
+    x = np.arange(-radius, radius + 1)
+    phi = np.exp(-0.5 / (sigma * sigma) * x**2)
+    return phi / phi.sum()
+
+
 def defocus_kernel(radius: float, alias_blur: float) -> np.ndarray:
     """The reference's anti-aliased disk kernel (float32; cv2.GaussianBlur of an aliased disk)."""
     if radius <= 8:

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .numpy_backend import gaussian_kernel1d
+
 BORDER_MODES = ("nearest", "reflect101", "symmetric")
 
 
@@ -46,18 +48,6 @@ def fold_index(idx: np.ndarray, n: int, mode: str) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- Gaussian filter
-
-
-def gaussian_kernel1d(sigma: float, truncate: float = 4.0) -> np.ndarray:
-    """scipy.ndimage's 1-D Gaussian: radius ``int(truncate*sigma + 0.5)``, weights sum to 1,
-    with scipy's own arithmetic (``_gaussian_kernel1d``: integer offsets squared, then scaled),
-    so the weights are scipy's to the last bit (exactly symmetric, as scipy's reversal
-    assumes)."""
-    sigma = float(sigma)
-    radius = int(truncate * sigma + 0.5)
-    x = np.arange(-radius, radius + 1)
-    phi = np.exp(-0.5 / (sigma * sigma) * x**2)
-    return phi / phi.sum()
 
 
 @functools.lru_cache(maxsize=64)
