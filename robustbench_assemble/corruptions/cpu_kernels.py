@@ -277,6 +277,45 @@ def elastic_resample(planes, fields, alpha, lo, hi, out):  # pragma: no cover - 
 
 
 @numba.njit(**_JIT)
+def motion_blur(x, weights, offsets, lo, hi, out):  # pragma: no cover - compiled
+    """ImageMagick's MotionBlurImage of uint8 images, as its 8-bit PNG output (``motion.py``).
+
+    ``x``: N x C x H x W uint8; ``weights``: the kernel (float64, tap 0 first); ``offsets``:
+    N x taps x 2 integer (dx, dy) per image (its own angle); reads outside the image repeat the
+    edge. Each value is ``sum_t w_t * x(row + dy_t, col + dx_t)`` in float64, tap by tap (as
+    ``motion.motion_blur``, bit-identical to Wand), then rounded to a 16-bit quantum and
+    truncated to 8 bits (``motion.quantize_like_imagemagick``); ``out``: uint8 like ``x``.
+    """
+    _, ch, h, w = x.shape
+    taps = weights.shape[0]
+    pad = 0
+    for n in range(lo, hi):
+        for t in range(taps):
+            pad = max(pad, abs(offsets[n, t, 0]))
+    acc = np.empty(w)
+    # the plane as float64 once, its edge columns repeated ``pad`` times: each tap is then
+    # one contiguous, vectorisable loop
+    plane = np.empty((h, w + 2 * pad))
+    for n in range(lo, hi):
+        for c in range(ch):
+            for i in range(h):
+                for j in range(w + 2 * pad):
+                    plane[i, j] = x[n, c, i, min(max(j - pad, 0), w - 1)]
+            for i in range(h):
+                acc[:] = 0.0
+                for t in range(taps):
+                    r = min(max(i + offsets[n, t, 1], 0), h - 1)
+                    wt = weights[t]
+                    src = plane[r, pad + offsets[n, t, 0] :]
+                    for j in range(w):
+                        acc[j] += wt * src[j]
+                row = out[n, c, i]
+                for j in range(w):
+                    q = min(max(np.floor(acc[j] * 257.0 + 0.5), 0.0), 65535.0)
+                    row[j] = np.uint8(np.int64(q) // 257)
+
+
+@numba.njit(**_JIT)
 def spatter_blend(x, m, scale, color, mud, lo, hi, out):  # pragma: no cover - compiled
     """spatter's float32 blend of uint8 images ``x`` with its N x H x W float32 mask ``m``.
 
@@ -325,32 +364,27 @@ def to_uint8(x, lo, hi, out):  # pragma: no cover - compiled
 
 
 @numba.njit(**_JIT)
-def snow_blend(x, layer, blend, lo, hi, out):  # pragma: no cover - compiled
-    """snow's final float32 blend of uint8 images ``x`` with the N x H x W snow ``layer``.
+def snow_blend(x, gray, levels, blend, lo, hi, out):  # pragma: no cover - compiled
+    """snow's final blend of uint8 images ``x`` with the N x H x W blurred snow ``levels``
+    (0..255, the PNG the reference decodes), given OpenCV's float32 gray of ``x / 255``.
 
-    gray = 0.299 R + 0.587 G + 0.114 B; ``blend * x + (1 - blend) * max(x, 1.5 gray + 0.5)``
-    plus the layer and the layer rotated by 180 degrees, then ``uint8(clip(., 0, 1) * 255)``;
-    float32 operations in the torch version's order, one pass.
+    ``blend * x + (1 - blend) * max(x, 1.5 gray + 0.5)`` in float32, as the reference's
+    float32 image; then, as there, the layer ``levels / 255`` and the layer rotated by 180
+    degrees added in float64 (numpy promotes the float32 image to the float64 layer's type),
+    then ``uint8(clip(., 0, 1) * 255)``; one pass.
     """
     _, ch, h, w = x.shape
     full = np.float32(255.0)
-    one = np.float32(1.0)
-    zero = np.float32(0.0)
     b = np.float32(blend)
     nb = np.float32(1.0 - blend)
-    kr, kg, kb = np.float32(0.299), np.float32(0.587), np.float32(0.114)
     for n in range(lo, hi):
         for i in range(h):
             for j in range(w):
-                r = np.float32(x[n, 0, i, j]) / full
-                g = np.float32(x[n, 1, i, j]) / full
-                bl = np.float32(x[n, 2, i, j]) / full
-                gray = kr * r + kg * g + kb * bl
-                lift = gray * np.float32(1.5) + np.float32(0.5)
-                snow = layer[n, i, j]
-                flip = layer[n, h - 1 - i, w - 1 - j]
+                lift = gray[n, i, j] * np.float32(1.5) + np.float32(0.5)
+                snow = np.float64(levels[n, i, j]) / 255.0
+                flip = np.float64(levels[n, h - 1 - i, w - 1 - j]) / 255.0
                 for c in range(ch):
                     v = np.float32(x[n, c, i, j]) / full
                     v = b * v + nb * max(v, lift)
-                    v = v + snow + flip
-                    out[n, c, i, j] = np.uint8(min(max(v, zero), one) * full)
+                    t = np.float64(v) + snow + flip
+                    out[n, c, i, j] = np.uint8(min(max(t, 0.0), 1.0) * 255.0)

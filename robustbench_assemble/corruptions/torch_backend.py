@@ -52,6 +52,7 @@ import cv2
 import numpy as np
 import torch
 from PIL import Image
+from scipy.ndimage import gaussian_filter
 
 from ..threads import map_threads, split_range
 from . import cpu_kernels as ck
@@ -155,10 +156,21 @@ def _uniform_angles(n: int, low: float, high: float, g, dev) -> list[float]:
 
 
 def _motion(x: torch.Tensor, radius: float, sigma: float, angles: list[float]) -> torch.Tensor:
-    """ImageMagick motion blur of 0..255 floats, quantised to its 8-bit PNG output."""
+    """ImageMagick motion blur of a uint8 batch, quantised to its 8-bit PNG output (uint8).
+
+    On the CPU a compiled loop sums the taps in float64, as ``motion.py`` (bit-identical to
+    Wand): the float32 sum it replaced landed on the other side of a rounding edge for a few
+    values per image (3-25 of 4 test photos per severity, a level each; docs/FIDELITY.md).
+    """
     weights = motion_blur_kernel(radius, sigma)
     offsets = [motion_blur_offsets(len(weights), a) for a in angles]
-    return ops.quantize_like_imagemagick(ops.motion_blur_batch(x, weights, offsets))
+    if x.device.type == "cpu":
+        out = np.empty(tuple(x.shape), dtype=np.uint8)
+        table = np.stack(offsets) if offsets else np.zeros((0, len(weights), 2), np.int64)
+        ck.motion_blur(x.contiguous().numpy(), weights, table, 0, x.shape[0], out)
+        return torch.from_numpy(out)
+    blurred = ops.motion_blur_batch(x.to(DTYPE), weights, offsets)
+    return ops.quantize_like_imagemagick(blurred).to(torch.uint8)
 
 
 # ----------------------------------------------------------------------------- noise
@@ -335,7 +347,7 @@ def _motion_blur(x, c, g):
 
 def _motion_blur_apply(x: torch.Tensor, c, angles: list[float]) -> torch.Tensor:
     radius, sigma = c
-    return _motion(x.to(DTYPE), radius, sigma, angles).to(torch.uint8)
+    return _motion(x, radius, sigma, angles)
 
 
 @functools.lru_cache(maxsize=32)
@@ -393,20 +405,31 @@ def _snow(x, c, g):
 def _snow_apply(x: torch.Tensor, c, layer: torch.Tensor, angles: list[float]) -> torch.Tensor:
     """snow given its draws: the N(loc, scale) layer (N x 1 x H x W) and the blur angles."""
     _, _, zoom, threshold, radius, sigma, blend = c
-    layer = ops.clipped_zoom(layer.to(DTYPE), zoom)
+    # float64 zoom, as scipy's of the float64 normal draws: in float32 the threshold and the
+    # uint8 truncation flip a few layer pixels, which the motion blur spreads (22 levels).
+    layer = ops.clipped_zoom(layer.to(torch.float64), zoom)
     layer = torch.where(layer < threshold, torch.zeros_like(layer), layer)
     layer8 = (torch.clamp(layer, 0, 1) * 255).to(torch.uint8)  # PIL 'L' image via astype
-    layer = _motion(layer8.to(DTYPE), radius, sigma, angles) / 255.0
-    if x.device.type == "cpu" and x.shape[1] == 3:  # the same float32 blend, one pass
+    # The blurred layer comes back as uint8 PNG levels, divided by 255 in float64: the
+    # reference's last sum (float32 image + float64 layers) is float64.
+    levels = _motion(layer8, radius, sigma, angles)
+    if x.device.type == "cpu" and x.shape[1] == 3:  # the same blend, one pass
+        xn = x.contiguous().numpy()
+        gray = np.empty((x.shape[0], *x.shape[2:]), dtype=np.float32)
+        for i in range(x.shape[0]):  # OpenCV's own gray (its SIMD fused multiply-adds)
+            rgb = np.ascontiguousarray(xn[i].transpose(1, 2, 0), dtype=np.float32) / 255.0
+            cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY, dst=gray[i])
         out = torch.empty_like(x)
-        lay = layer[:, 0].contiguous().numpy()
-        ck.snow_blend(x.contiguous().numpy(), lay, float(blend), 0, x.shape[0], out.numpy())
+        lay = levels[:, 0].contiguous().numpy()
+        ck.snow_blend(xn, gray, lay, float(blend), 0, x.shape[0], out.numpy())
         return out
-    # cv2.cvtColor(RGB2GRAY) on float32: 0.299 R + 0.587 G + 0.114 B.
+    # cv2.cvtColor(RGB2GRAY) on float32: 0.299 R + 0.587 G + 0.114 B (OpenCV 5 fuses the
+    # multiply-adds, so a value can differ by an ulp: a few values a level apart).
     xf = _unit(x)
     gray = 0.299 * xf[:, 0:1] + 0.587 * xf[:, 1:2] + 0.114 * xf[:, 2:3]
     xf = blend * xf + (1 - blend) * torch.maximum(xf, gray * 1.5 + 0.5)
-    return _to_uint8(xf + layer + torch.flip(layer, dims=(-2, -1)))
+    layer = levels.to(torch.float64) / 255.0
+    return _to_uint8(xf.to(torch.float64) + layer + torch.flip(layer, dims=(-2, -1)))
 
 
 def _frost_textures(device: torch.device, h: int, w: int) -> list[torch.Tensor]:
@@ -724,9 +747,10 @@ def _spatter_apply(x: torch.Tensor, c, liquid: torch.Tensor) -> torch.Tensor:
         if mud == 0:
             m, scale = np.stack(_map_cpu(water_shading, list(liquid[:, 0].numpy()))), intensity
             rgb = (175, 238, 238)
-        else:
-            m = _gaussian((liquid > threshold).to(DTYPE), intensity)
-            m = torch.where(m < 0.8, torch.zeros_like(m), m)[:, 0].contiguous().numpy()
+        else:  # skimage's gaussian of the float32 0/1 mask: scipy's, float32 between passes
+            mask = (liquid[:, 0] > threshold).numpy().astype(np.float32)
+            m = np.stack([gaussian_filter(mi, intensity, mode="nearest") for mi in mask])
+            m[m < 0.8] = 0
             scale, rgb = 1.0, (63, 42, 20)
         out = torch.empty_like(x)
         color = (torch.tensor(rgb, dtype=DTYPE) / 255.0).numpy()
@@ -859,11 +883,10 @@ _CPU_STEPS = {
 }
 
 
-#: Run as one chunk with torch's intra-op threads: the CPU motion blur is a Python loop of
-#: small in-place adds per image and tap, which chunks on threads serialise on the GIL
-#: (2 threads, 32 photos: motion_blur 11.7 ms per image as chunks vs 6.2 intra-op, snow 13.1
-#: vs 8.1; docs/BENCHMARKS.md).
-_INTRA_OP = frozenset({"motion_blur", "snow"})
+#: Run as one chunk with torch's intra-op threads (none since motion_blur and snow's tap
+#: sums became a compiled loop; before, as Python loops of small in-place adds, chunks on
+#: threads serialised on the GIL).
+_INTRA_OP: frozenset[str] = frozenset()
 
 
 def _slice(draw, lo: int, hi: int):
