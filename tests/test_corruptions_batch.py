@@ -429,16 +429,14 @@ def replay_frost(images, severity, seeds):
 
 
 def replay_fog(images, severity, seeds):
+    """The CPU path on the reference's draws: per level, three k x k U[0, 1) fields."""
     c = params("fog", severity)
-    outs = []
-    for im, s in zip(images, seeds):
+    fields = [[] for _ in range(24)]  # 8 levels (k = 1 .. 128) x 3
+    for s in seeds:
         rs = np.random.RandomState(s)
-        plasma = ops.plasma_fractal_batch(
-            1, 256, c[1], None, torch.device("cpu"), dtype=tb.DTYPE,
-            uniform=lambda shape, rs=rs: torch.from_numpy(rs.random_sample(shape[1:]))[None],
-        )  # fmt: skip
-        outs.append(tb._fog_apply(to_batch([im]), c, plasma))
-    return torch.cat(outs)
+        for f, k in zip(range(24), np.repeat(2 ** np.arange(8), 3)):
+            fields[f].append(rs.random_sample((k, k)))
+    return tb._fog_from_uniforms(to_batch(images), c, tuple(_t(f) for f in fields))
 
 
 def replay_glass_blur(images, severity, seeds):
@@ -467,19 +465,8 @@ REPLAYS = {
 
 
 #: Random corruptions whose CPU path gives the reference's pixels exactly on the reference's own
-#: draws (glass_blur has its own tests below: its reference loop is slow).
-EXACT_REPLAYS = ("elastic_transform", "motion_blur", "snow", "spatter", "frost")
-
-
-@pytest.mark.parametrize("name", [n for n in REPLAYS if n not in (*EXACT_REPLAYS, "glass_blur")])
-def test_replayed_draws_match_reference(photos, saturated_photo, name):
-    images, seeds = [*photos[:3], saturated_photo], [11, 12, 13, 14]
-    for severity in SEVERITIES:
-        ours = to_numpy(REPLAYS[name](images, severity, seeds))
-        ref = reference_batch(images, name, severity, seeds)
-        print(f"{name} s{severity}: replayed draws, MAD vs reference {mad(ours, ref):.4f}")
-        # fog: float32 map and blend, a few values a level off; a wrong kernel/border costs >> 0.1
-        assert mad(ours, ref) < 0.05, f"{name} s{severity}: MAD {mad(ours, ref):.4f}"
+#: draws: all of them (glass_blur has its own tests below: its reference loop is slow).
+EXACT_REPLAYS = ("elastic_transform", "motion_blur", "snow", "spatter", "frost", "fog")
 
 
 @pytest.mark.parametrize("severity", SEVERITIES)
@@ -489,7 +476,8 @@ def test_replayed_draws_equal_reference(photos, saturated_photo, name, severity)
     Before 2026-11-26 (this test run against the previous code), values that differed per
     severity: elastic 1,658-3,968 (float32 grid_sample), motion_blur 3-25 (float32 tap sums),
     snow 0-6 (float32 tap sums, zoom of its layer, gray and final sum), spatter 0 at s1-s3 and
-    2-4 at s4-s5 (float32 blur of the mud mask); frost was exact."""
+    2-4 at s4-s5 (float32 blur of the mud mask), fog 2-6 (float32 map and blend); frost was
+    exact."""
     images, seeds = [photos[0], saturated_photo] * 2, [11, 13, 14, 15]
     ours = to_numpy(REPLAYS[name](images, severity, seeds))
     ref = reference_batch(images, name, severity, seeds)
@@ -504,6 +492,22 @@ def test_glass_blur_loop_equals_reference(saturated_photo, severity):
     ours = to_numpy(replay_glass_blur([saturated_photo], severity, [5]))
     ref = reference_batch([saturated_photo], "glass_blur", severity, [5])
     assert np.array_equal(ours, ref), f"glass_blur s{severity}: {(ours != ref).sum()} values"
+
+
+@pytest.mark.parametrize("decay", [3, 2, 1.7, 1.5, 1.4])
+def test_plasma_kernel_equals_reference_map(decay):
+    """fog's compiled float64 map against the reference's ``plasma_fractal`` on the same
+    stream, value for value (every wibble decay fog uses)."""
+    from robustbench_assemble.corruptions import cpu_kernels as ck
+
+    ic = reference.load()
+    np.random.seed(7)  # noqa: NPY002  (the reference draws from the global stream)
+    ref = ic.corruptions.plasma_fractal(wibbledecay=decay)
+    rs = np.random.RandomState(7)
+    fields = [rs.random_sample((k, k)).ravel() for k in np.repeat(2 ** np.arange(8), 3)]
+    ours = np.empty((1, 256, 256))
+    ck.plasma_fractal(np.concatenate(fields)[None], float(decay), 0, 1, ours)
+    assert np.array_equal(ours[0], ref)
 
 
 def test_elastic_resample_equals_scipy_map_coordinates():

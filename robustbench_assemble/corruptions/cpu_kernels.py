@@ -316,6 +316,97 @@ def motion_blur(x, weights, offsets, lo, hi, out):  # pragma: no cover - compile
 
 
 @numba.njit(**_JIT)
+def _wibbled(total, wibble, u):  # pragma: no cover - compiled
+    """The reference's ``total / 4 + wibble * np.random.uniform(-wibble, wibble)``, numpy's
+    uniform being ``low + (high - low) * u``."""
+    return total / 4.0 + wibble * (-wibble + (2.0 * wibble) * u)
+
+
+@numba.njit(**_JIT)
+def plasma_fractal(uniforms, wibbledecay, lo, hi, out):  # pragma: no cover - compiled
+    """fog's diamond-square maps, the reference's ``plasma_fractal`` in float64, per image.
+
+    ``uniforms``: N x U U[0, 1) draws, per level (k = 1, 2, ..., S/2 cells a side) three
+    k x k fields in the order the reference draws them (square step, then the diamond steps
+    on the top edges and on the left edges); ``out``: N x S x S float64 maps in [0, 1]. The
+    sums are the reference's ``np.roll`` sums in its order, the map ``(m - min) / max``.
+    """
+    size = out.shape[1]
+    for n in range(lo, hi):
+        g = out[n]
+        g[0, 0] = 0.0
+        step = size
+        wibble = 100.0
+        pos = 0
+        k = 1
+        acc = np.empty((size // 2, size // 2))
+        while step >= 2:
+            half = step // 2
+            for a in range(k):  # square step: corner + corner below, then + right neighbour
+                for b in range(k):
+                    acc[a, b] = g[a * step, b * step] + g[((a + 1) % k) * step, b * step]
+            for a in range(k):
+                for b in range(k):
+                    total = acc[a, b] + acc[a, (b + 1) % k]
+                    g[half + a * step, half + b * step] = _wibbled(
+                        total, wibble, uniforms[n, pos + a * k + b]
+                    )
+            pos += k * k
+            for a in range(k):  # diamonds on the top edges: centre above + centre, corners
+                for b in range(k):
+                    total = (
+                        g[half + a * step, half + b * step]
+                        + g[half + ((a - 1) % k) * step, half + b * step]
+                    ) + (g[a * step, b * step] + g[a * step, ((b + 1) % k) * step])
+                    g[a * step, half + b * step] = _wibbled(
+                        total, wibble, uniforms[n, pos + a * k + b]
+                    )
+            pos += k * k
+            for a in range(k):  # diamonds on the left edges
+                for b in range(k):
+                    total = (
+                        g[half + a * step, half + b * step]
+                        + g[half + a * step, half + ((b - 1) % k) * step]
+                    ) + (g[a * step, b * step] + g[((a + 1) % k) * step, b * step])
+                    g[half + a * step, b * step] = _wibbled(
+                        total, wibble, uniforms[n, pos + a * k + b]
+                    )
+            pos += k * k
+            step = half
+            k *= 2
+            wibble /= wibbledecay
+        low = g.min()
+        for i in range(size):
+            for j in range(size):
+                g[i, j] -= low
+        high = g.max()
+        for i in range(size):
+            for j in range(size):
+                g[i, j] /= high
+
+
+@numba.njit(**_JIT)
+def fog_blend(x, plasma, strength, lo, hi, out):  # pragma: no cover - compiled
+    """fog's float64 blend of uint8 images ``x`` with their maps (N x S x S, top-left used):
+    ``v = x / 255 + strength * map``, then ``uint8(clip(v * m / (m + strength), 0, 1) * 255)``
+    with ``m`` the image's largest ``x / 255``, the reference's operations in its order."""
+    _, ch, h, w = x.shape
+    for n in range(lo, hi):
+        top = 0
+        for c in range(ch):
+            for i in range(h):
+                for j in range(w):
+                    top = max(top, x[n, c, i, j])
+        m = top / 255.0
+        d = m + strength
+        for c in range(ch):
+            for i in range(h):
+                for j in range(w):
+                    v = x[n, c, i, j] / 255.0 + strength * plasma[n, i, j]
+                    out[n, c, i, j] = np.uint8(min(max(v * m / d, 0.0), 1.0) * 255.0)
+
+
+@numba.njit(**_JIT)
 def spatter_blend(x, m, scale, color, mud, lo, hi, out):  # pragma: no cover - compiled
     """spatter's float32 blend of uint8 images ``x`` with its N x H x W float32 mask ``m``.
 

@@ -429,7 +429,8 @@ def plasma_fractal_batch(
             u = torch.rand(total.shape, generator=generator, device=device, dtype=dtype)
         else:
             u = uniform(tuple(total.shape)).to(device, dtype)
-        return (u * (2 * wibble * wibble) - wibble * wibble).add_(total, alpha=0.25)
+        # numpy's uniform(-w, w) is -w + 2w * u; then w * that + total / 4, in that order
+        return ((u * (2 * wibble) - wibble) * wibble).add_(total, alpha=0.25)
 
     while step >= 2:
         half = step // 2
