@@ -277,45 +277,6 @@ def elastic_resample(planes, fields, alpha, lo, hi, out):  # pragma: no cover - 
 
 
 @numba.njit(**_JIT)
-def motion_blur(x, weights, offsets, lo, hi, out):  # pragma: no cover - compiled
-    """ImageMagick's MotionBlurImage of uint8 images, as its 8-bit PNG output (``motion.py``).
-
-    ``x``: N x C x H x W uint8; ``weights``: the kernel (float64, tap 0 first); ``offsets``:
-    N x taps x 2 integer (dx, dy) per image (its own angle); reads outside the image repeat the
-    edge. Each value is ``sum_t w_t * x(row + dy_t, col + dx_t)`` in float64, tap by tap (as
-    ``motion.motion_blur``, bit-identical to Wand), then rounded to a 16-bit quantum and
-    truncated to 8 bits (``motion.quantize_like_imagemagick``); ``out``: uint8 like ``x``.
-    """
-    _, ch, h, w = x.shape
-    taps = weights.shape[0]
-    pad = 0
-    for n in range(lo, hi):
-        for t in range(taps):
-            pad = max(pad, abs(offsets[n, t, 0]))
-    acc = np.empty(w)
-    # the plane as float64 once, its edge columns repeated ``pad`` times: each tap is then
-    # one contiguous, vectorisable loop
-    plane = np.empty((h, w + 2 * pad))
-    for n in range(lo, hi):
-        for c in range(ch):
-            for i in range(h):
-                for j in range(w + 2 * pad):
-                    plane[i, j] = x[n, c, i, min(max(j - pad, 0), w - 1)]
-            for i in range(h):
-                acc[:] = 0.0
-                for t in range(taps):
-                    r = min(max(i + offsets[n, t, 1], 0), h - 1)
-                    wt = weights[t]
-                    src = plane[r, pad + offsets[n, t, 0] :]
-                    for j in range(w):
-                        acc[j] += wt * src[j]
-                row = out[n, c, i]
-                for j in range(w):
-                    q = min(max(np.floor(acc[j] * 257.0 + 0.5), 0.0), 65535.0)
-                    row[j] = np.uint8(np.int64(q) // 257)
-
-
-@numba.njit(**_JIT)
 def _wibbled(total, wibble, u):  # pragma: no cover - compiled
     """The reference's ``total / 4 + wibble * np.random.uniform(-wibble, wibble)``, numpy's
     uniform being ``low + (high - low) * u``."""

@@ -158,16 +158,22 @@ def _uniform_angles(n: int, low: float, high: float, g, dev) -> list[float]:
 def _motion(x: torch.Tensor, radius: float, sigma: float, angles: list[float]) -> torch.Tensor:
     """ImageMagick motion blur of a uint8 batch, quantised to its 8-bit PNG output (uint8).
 
-    On the CPU a compiled loop sums the taps in float64, as ``motion.py`` (bit-identical to
-    Wand): the float32 sum it replaced landed on the other side of a rounding edge for a few
-    values per image (3-25 of 4 test photos per severity, a level each; docs/FIDELITY.md).
+    On the CPU, per plane, ImageNet-P's compiled ``motion_blur_frames``: the taps summed in
+    float64 as ``motion.py`` (bit-identical to Wand); the float32 sum it replaced landed on
+    the other side of a rounding edge for a few values per image (3-25 of 4 test photos per
+    severity, a level each; docs/FIDELITY.md).
     """
     weights = motion_blur_kernel(radius, sigma)
     offsets = [motion_blur_offsets(len(weights), a) for a in angles]
     if x.device.type == "cpu":
-        out = np.empty(tuple(x.shape), dtype=np.uint8)
-        table = np.stack(offsets) if offsets else np.zeros((0, len(weights), 2), np.int64)
-        ck.motion_blur(x.contiguous().numpy(), weights, table, 0, x.shape[0], out)
+        from ..perturbations.kernels import motion_blur_frames
+
+        xn, out = x.contiguous().numpy(), np.empty(tuple(x.shape), dtype=np.uint8)
+        for i, table in enumerate(offsets):
+            pad = int(np.abs(table).max())
+            for k in range(x.shape[1]):  # a plane as a one-channel image, edge-padded
+                src = np.pad(xn[i, k].astype(np.float64), pad, mode="edge")[:, :, None]
+                motion_blur_frames(src, pad, table[None], weights, out[i, k][None, :, :, None])
         return torch.from_numpy(out)
     blurred = ops.motion_blur_batch(x.to(DTYPE), weights, offsets)
     return ops.quantize_like_imagemagick(blurred).to(torch.uint8)
