@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from . import metrics, reporting
+from .atomic import atomic_writer
 from .corruptions.params import COMMON, CORRUPTIONS, SEVERITIES
 from .perturbation_names import P_TEST, PERTURBATIONS
 
@@ -231,27 +231,28 @@ def save_figure(
     written = []
     for fmt in formats:
         target = base.with_name(f"{base.name}.{fmt}")
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp.{fmt}", dir=base.parent)
-        os.close(fd)
-        try:
-            fig.savefig(tmp, format=fmt, dpi=dpi)
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_writer(target) as f:  # usual permissions, unlike tempfile.mkstemp's 0o600
+            fig.savefig(f, format=fmt, dpi=dpi)
         written.append(target)
     return written
 
 
 def _results_file(entry: str | os.PathLike, name: str) -> Path | None:
+    """``entry``'s results of the benchmark ``name`` names: a folder's ``name``, or the file
+    itself when its ``dataset`` field says so (whatever the file is called)."""
     p = Path(entry)
     if p.is_dir():
         p = p / name
         return p if p.is_file() else None
     if not p.is_file():
         raise FileNotFoundError(f"--compare: no results file or directory {p}")
-    return p if p.name == name else None
+    is_p = reporting.load_report(p).get("dataset") == "imagenet_p"  # ImageNet-C: "imagenet"
+    return p if is_p == (name == "imagenet_p.json") else None
+
+
+#: The figures :func:`make_figures` draws (``flip_prob_d<k>`` per difficulty): those left from
+#: an earlier run that this one cannot draw are removed, so none contradicts the JSON.
+_FIGURE_STEMS = ("ce_bars", "error_vs_severity", "flip_prob_d")
 
 
 def make_figures(
@@ -283,4 +284,9 @@ def make_figures(
         else:
             for d in sorted(set(df["difficulty"])):
                 written += save_figure(flip_probability_figure(df, int(d)), out / f"flip_prob_d{d}")
+    if out.is_dir():
+        for old in out.iterdir():
+            stale = old.suffix in {".png", ".pdf"} and old not in written
+            if stale and old.stem.startswith(_FIGURE_STEMS):
+                old.unlink()
     return written

@@ -26,7 +26,6 @@ import json
 import math
 import os
 import platform
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from importlib import metadata
@@ -37,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from . import metrics
+from .atomic import atomic_write_text
 from .corruptions.params import COMMON, CORRUPTIONS, SEVERITIES, check_name, check_severity
 from .perturbation_names import P_TEST, PERTURBATIONS, check_perturbation
 
@@ -570,14 +570,35 @@ def _counts_fields(cell: Mapping) -> dict:
 
 
 def load_frames(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
-    """Load several results files of the same benchmark into one tidy frame (``--compare``)."""
-    frames = [report_to_frame(load_report(p)) for p in paths]
+    """Load several results files of the same benchmark into one tidy frame (``--compare``).
+
+    A file given twice counts once. Results of the same model name (two checkpoints of one
+    architecture) get the shortest trailing part of their folder that tells them apart,
+    ``"resnet50 (run_a/resnet50)"``, so figures draw them as two models, not one zig-zag.
+    """
+    unique = list(dict.fromkeys(Path(p).resolve() for p in paths))
+    frames = [report_to_frame(load_report(p)) for p in unique]
     if not frames:
         raise ValueError("no results files given")
     kinds = {tuple(f.columns) for f in frames}
     if len(kinds) > 1:
         raise ValueError("cannot mix imagenet_c.json and imagenet_p.json files in one frame")
+    names = [f["model"].iloc[0] if len(f) else "" for f in frames]
+    for name in {n for n in names if names.count(n) > 1}:
+        group = [i for i, n in enumerate(names) if n == name]
+        for i, label in zip(group, _distinct_folders([unique[i] for i in group])):
+            frames[i]["model"] = f"{name} ({label})"
     return pd.concat(frames, ignore_index=True)
+
+
+def _distinct_folders(files: Sequence[Path]) -> list[str]:
+    """The shortest trailing parts of the files' folders that differ between them."""
+    parts = [f.parent.parts for f in files]
+    for k in range(1, max(len(p) for p in parts) + 1):
+        labels = ["/".join(p[-k:]) for p in parts]
+        if len(set(labels)) == len(labels):
+            return labels
+    return [str(f) for f in files]  # same folder: the file names differ
 
 
 # ------------------------------------------------------------------------------------ ImageNet-P
@@ -799,17 +820,11 @@ def build_imagenet_p_report(
 
 
 def _atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """``text`` written atomically with the usual permissions (``atomic.atomic_write_text``:
+    0o666 minus the umask, not ``tempfile.mkstemp``'s owner-only 0o600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, text)
     return path
 
 

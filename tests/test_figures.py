@@ -155,3 +155,61 @@ def test_make_figures_with_compare(tmp_path):
     assert names == ["ce_bars.pdf", "ce_bars.png", "error_vs_severity.pdf", "error_vs_severity.png"]
     with pytest.raises(FileNotFoundError, match="nowhere"):
         figures.make_figures(tmp_path / "a", compare=[tmp_path / "nowhere.json"])
+
+
+def _write_c(path, model: str, seed: int, corruptions=COMMON + ("speckle_noise",), severities=()):
+    counts = synthetic_counts(seed, corruptions)
+    if severities:
+        counts = {k: v for k, v in counts.items() if k[1] in severities}
+    rep = reporting.build_imagenet_c_report(model, counts, CellCounts(N, 700), {}, {}, None)
+    reporting.write_report_json(path, rep)
+
+
+def test_compare_takes_a_result_file_by_its_content_and_tells_same_names_apart(tmp_path):
+    """A renamed result file is drawn (it used to be dropped silently), and a second run of the
+    same model is a second legend entry, not points merged into one line."""
+    _write_c(tmp_path / "run_a" / "m" / "imagenet_c.json", "m", 0)
+    _write_c(tmp_path / "run_b" / "m" / "imagenet_c.json", "m", 1)
+    _write_c(tmp_path / "other.json", "o", 2)
+    df = reporting.load_frames(
+        [tmp_path / "run_a/m/imagenet_c.json", tmp_path / "run_b/m/imagenet_c.json"] * 2
+    )
+    assert sorted(set(df["model"])) == ["m (run_a/m)", "m (run_b/m)"]  # a file given twice: once
+    assert len(df) == 2 * (1 + 16 * 5)
+    figures.make_figures(
+        tmp_path / "run_a/m", compare=[tmp_path / "run_b/m", tmp_path / "other.json"]
+    )
+    fig = figures.error_severity_figure(
+        reporting.load_frames(
+            [tmp_path / "run_a/m/imagenet_c.json", tmp_path / "run_b/m/imagenet_c.json",
+             tmp_path / "other.json"]
+        )
+    )  # fmt: skip
+    labels = {
+        t.get_text() for ax in fig.axes for lg in [ax.get_legend()] if lg for t in lg.get_texts()
+    }
+    labels |= {t.get_text() for lg in fig.legends for t in lg.get_texts()}
+    assert {"m (run_a/m)", "m (run_b/m)", "o"} <= labels
+    assert figures._results_file(tmp_path / "other.json", "imagenet_c.json") is not None
+    assert figures._results_file(tmp_path / "other.json", "imagenet_p.json") is None
+
+
+def test_outputs_are_readable_by_others_and_stale_figures_go(tmp_path):
+    """Results and figures get the usual permissions (0o666 minus the umask; mkstemp gave
+    0o600), and a figure a new run cannot draw (CE bars without all 15 x 5 cells) is removed."""
+    old = os.umask(0o022)
+    try:
+        folder = tmp_path / "m"
+        _write_c(folder / "imagenet_c.json", "m", 0)
+        written = figures.make_figures(folder)
+        assert {p.name for p in written} >= {"ce_bars.png", "ce_bars.pdf"}
+        for p in [folder / "imagenet_c.json", *written]:
+            assert p.stat().st_mode & 0o777 == 0o644, p
+        _write_c(folder / "imagenet_c.json", "m", 0, corruptions=("contrast",), severities=(1, 5))
+        written = figures.make_figures(folder)
+        assert sorted(p.name for p in (folder / "figures").iterdir()) == sorted(
+            p.name for p in written
+        )
+        assert not (folder / "figures" / "ce_bars.png").exists()
+    finally:
+        os.umask(old)

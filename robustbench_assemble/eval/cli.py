@@ -195,8 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         nargs="+",
         default=[],
-        metavar="FILE",
-        help="other models' result JSONs, drawn next to this one in the figures",
+        metavar="PATH",
+        help="other runs drawn next to this one in the figures: result folders "
+        "(<out>/<model>) or result JSON files, whatever their names; runs of the same model "
+        "name are labelled by their folders",
     )
     p.add_argument(
         "--baseline",
