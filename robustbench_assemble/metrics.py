@@ -114,7 +114,8 @@ ALEXNET_FLIP_PROBABILITIES: dict[str, float] = {
 BASELINE_HOWTO = (
     "measure torchvision AlexNet on the same ImageNet-P data with "
     "`python -m robustbench_assemble.eval --model alexnet --imagenet-p DIR` and pass "
-    "baseline='results/alexnet/imagenet_p.json' (or a mapping perturbation -> value)"
+    "`--baseline results/alexnet` (in Python: baseline='results/alexnet/imagenet_p.json', or "
+    "a mapping perturbation -> value)"
 )
 
 Baseline = str | os.PathLike | Mapping

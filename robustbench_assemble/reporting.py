@@ -384,13 +384,37 @@ def imagenet_c_baseline_from_report(
         for c, sev in details["cells"].items()
     }
     clean = details["clean"]["top1_error"] if details.get("clean") else None
-    info = {
+    return _complete(table), clean, _measured_info(path, details)
+
+
+def _measured_info(path: str | os.PathLike, details: Mapping) -> dict:
+    """Provenance of a measured baseline: its file, model, data and whether it was trained."""
+    return {
         "kind": "measured",
         "path": os.fspath(path),
         "model": details["model"],
         "data_fingerprint": details.get("data_fingerprint"),
+        "trained_weights": (details.get("config") or {}).get("trained_weights"),
     }
-    return _complete(table), clean, info
+
+
+def baseline_notes(info: Mapping | None) -> list[str]:
+    """Warnings about what a measured baseline really is: the protocol normalises by a trained
+    AlexNet, so another model, or untrained weights, changes what every ratio means."""
+    if not info or info.get("kind") != "measured":
+        return []
+    notes = []
+    if str(info.get("model", "")).lower() != "alexnet":
+        notes.append(
+            f"the baseline {info['path']} is a measured {info.get('model')!r} result, not "
+            "AlexNet: every CE / FR / T5D ratio here is relative to that model"
+        )
+    if info.get("trained_weights") is False:
+        notes.append(
+            f"the baseline {info['path']} was measured with UNTRAINED weights (random init): "
+            "ratios against it are meaningless"
+        )
+    return notes
 
 
 def _resolve_c_baseline(baseline: metrics.Baseline, baseline_clean_error: float | None):
@@ -438,7 +462,7 @@ def build_imagenet_c_report(
     _check_json(dict(config), "config")
     _check_json(dict(versions), "versions")
     base_errors, base_clean, base_info = _resolve_c_baseline(baseline, baseline_clean_error)
-    notes = [str(n) for n in notes]
+    notes = [str(n) for n in notes] + baseline_notes(base_info)
     if base_info["kind"] == "measured" and base_info.get("data_fingerprint") != data_fingerprint:
         notes.append(
             f"the baseline {base_info['path']} was measured on data with fingerprint "
@@ -456,11 +480,18 @@ def build_imagenet_c_report(
         if c not in base_errors:
             notes.append(f"no baseline errors for {c}: its CE is not reported")
             continue
-        ce[c] = 100 * metrics.corruption_error(errs, base_errors[c])
+        source = base_info.get("path", "the baseline")
+        try:  # a degenerate measured baseline leaves that ratio undefined, not the run
+            ce[c] = 100 * metrics.corruption_error(errs, base_errors[c])
+        except ValueError as exc:
+            notes.append(f"{c}: CE is not reported: {exc} ({source})")
         if clean_error is not None and base_clean is not None:
-            rce[c] = 100 * metrics.relative_corruption_error(
-                errs, clean_error, base_errors[c], base_clean
-            )
+            try:
+                rce[c] = 100 * metrics.relative_corruption_error(
+                    errs, clean_error, base_errors[c], base_clean
+                )
+            except ValueError as exc:
+                notes.append(f"{c}: relative CE is not reported: {exc} ({source})")
     partial = sorted(set(table) - set(complete), key=CORRUPTIONS.index)
     for c in partial:
         have = ", ".join(map(str, sorted(table[c])))
@@ -659,13 +690,7 @@ def imagenet_p_baseline_from_report(
     cells = {p: d[key] for p, d in details["cells"].items() if key in d}
     fps = {p: c["flip_probability"] for p, c in cells.items()}
     t5ds = {p: c["top5_distance"] for p, c in cells.items() if c["top5_distance"] is not None}
-    info = {
-        "kind": "measured",
-        "path": os.fspath(path),
-        "model": details["model"],
-        "data_fingerprint": details.get("data_fingerprint"),
-    }
-    return fps, (t5ds or None), info
+    return fps, (t5ds or None), _measured_info(path, details)
 
 
 def _p_baseline_values(baseline: object, key: str, difficulty: int):
@@ -739,6 +764,7 @@ def build_imagenet_p_report(
         baselines["flip_probability"][str(d)] = fp_info
         baselines["top5_distance"][str(d)] = t5_info
         for reason, info in ((fp_reason, fp_info), (t5_reason, t5_info)):
+            notes += baseline_notes(info)
             if reason:
                 notes.append(f"difficulty {d}: {reason}")
             if (
@@ -755,11 +781,20 @@ def build_imagenet_p_report(
             if (p, d) not in cells:
                 continue
             st = cells[(p, d)]
+            source = (fp_info or {}).get("path", "the baseline")
             if fp_base is not None and p in fp_base:
-                fr[p] = 100 * metrics.flip_rates({p: st.flip_probability}, {p: fp_base[p]})[p]
+                try:  # a baseline FP of 0 leaves this FR undefined, not the run
+                    fr[p] = 100 * metrics.flip_rates({p: st.flip_probability}, {p: fp_base[p]})[p]
+                except ValueError as exc:
+                    notes.append(f"difficulty {d}: {p}: FR is not reported: {exc} ({source})")
             if t5_base is not None and p in t5_base and st.top5_distance is not None:
                 if t5_base[p] > 0:
                     t5r[p] = 100 * st.top5_distance / float(t5_base[p])
+                else:
+                    notes.append(
+                        f"difficulty {d}: {p}: the baseline's top-5 distance is 0, so its T5D "
+                        f"ratio is not reported ({(t5_info or {}).get('path', 'the baseline')})"
+                    )
             out_cells.setdefault(p, {})[str(d)] = {
                 "n_videos": st.n_videos,
                 "n_frames": st.n_frames,
@@ -807,7 +842,7 @@ def build_imagenet_p_report(
         "mfr_percent_by_difficulty": mfr_by,
         "mt5d_percent_by_difficulty": mt5d_by,
         "baseline": baselines,
-        "notes": notes,
+        "notes": list(dict.fromkeys(notes)),  # one file can be both baselines, at each difficulty
         "config": dict(config),
         "versions": dict(versions),
         "data_fingerprint": data_fingerprint,

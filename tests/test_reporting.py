@@ -452,3 +452,60 @@ def test_sequence_stats_uses_the_metrics():
     assert st.flip_probability == metrics.flip_probability(preds, False, 2)
     assert st.top5_distance == metrics.top5_distance(rankings, False, 2)
     assert reporting.sequence_stats(preds, None, "shot_noise").top5_distance is None
+
+
+def test_baseline_that_is_not_a_trained_alexnet_is_flagged(tmp_path):
+    """A measured baseline is the protocol's normaliser only if it is a trained AlexNet:
+    another model or untrained weights are named in the notes (they were silently used)."""
+    counts = alexnet_counts(1000)
+    for name, trained in (("alexnet", True), ("resnet50", True), ("alexnet", False)):
+        config = dict(CONFIG, trained_weights=trained)
+        rep = reporting.build_imagenet_c_report(
+            name, counts, CellCounts(1000, 560), config, VERSIONS, "fp"
+        )
+        path = reporting.write_imagenet_c_json(tmp_path / f"{name}{trained}.json", rep)
+        notes = reporting.build_imagenet_c_report(
+            "m", counts, CellCounts(1000, 700), CONFIG, VERSIONS, "fp", baseline=path
+        )["details"]["notes"]
+        flagged = [n for n in notes if n.startswith(f"the baseline {path}")]
+        assert len(flagged) == (name != "alexnet") + (not trained), (name, trained, notes)
+        assert all("resnet50" in n or "UNTRAINED" in n for n in flagged)
+
+
+def test_degenerate_measured_baselines_leave_ratios_null_not_the_run(tmp_path):
+    """A measured baseline whose corruption errors do not exceed its clean error (relative CE
+    undefined) or whose FP is 0 (FR undefined) used to abort the run after all the evaluation:
+    now that ratio is null with a note naming the file, and the rest is reported."""
+    counts = alexnet_counts(1000)
+    base = reporting.build_imagenet_c_report(
+        "alexnet",
+        counts,
+        CellCounts(1000, 0),
+        CONFIG,
+        VERSIONS,
+        "fp",  # clean error 1.0
+    )
+    path = reporting.write_imagenet_c_json(tmp_path / "c.json", base)
+    rep = reporting.build_imagenet_c_report(
+        "m", counts, CellCounts(1000, 700), CONFIG, VERSIONS, "fp", baseline=path
+    )
+    d = rep["details"]
+    assert d["mce_percent"] == pytest.approx(100.0) and rep["clean_acc"] == "70.00"
+    assert d["relative_ce_percent"] == {} and d["relative_mce_percent"] is None
+    assert any("relative CE is not reported" in n and str(path) in n for n in d["notes"])
+
+    fps = dict(metrics.ALEXNET_FLIP_PROBABILITIES, brightness=0.0)
+    alex = {k: SequenceStats(2, 31, fps[k[0]], 4.0) for k in p_results()}
+    ppath = reporting.write_imagenet_p_json(
+        tmp_path / "p.json",
+        reporting.build_imagenet_p_report("alexnet", alex, CONFIG, VERSIONS, "fp"),
+    )
+    model = reporting.build_imagenet_p_report(
+        "m", p_results(0.5, 3.0), CONFIG, VERSIONS, "fp2", fp_baseline=ppath, t5d_baseline=ppath
+    )
+    md = model["details"]
+    assert md["cells"]["brightness"]["1"]["flip_rate_percent"] is None
+    assert md["cells"]["tilt"]["1"]["flip_rate_percent"] == pytest.approx(50.0)
+    assert model["mfr"] is None and model["mt5d"] == "75.00"
+    assert any("brightness: FR is not reported" in n and str(ppath) in n for n in md["notes"])
+    assert len(md["notes"]) == len(set(md["notes"]))  # the fingerprint note once, not twice

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..corruptions.params import COMMON
+from ..reporting import baseline_notes
 from .cli import EvalConfig
 from .protocol import protocol_departures
 from .runner import CResults
@@ -107,8 +108,12 @@ def summary(results: CResults, report: dict, paths: dict[str, Path]) -> str:
             f"  corruptions acc   {float(report['corruptions_acc']):6.2f} %  "
             f"(mean top-1 over {n} common corruption x severity cells)"
         )
+    base = d.get("baseline") or {}
+    measured = base.get("kind") == "measured"
+    lines += [f"  WARNING: {n}" for n in baseline_notes(base)]
     if d.get("mce_percent") is not None:
-        lines.append(f"  mCE               {d['mce_percent']:6.2f}    (15 x 5, AlexNet = 100)")
+        unit = f"measured {base.get('model')} = 100" if measured else "AlexNet = 100"
+        lines.append(f"  mCE               {d['mce_percent']:6.2f}    (15 x 5, {unit})")
         if d.get("relative_mce_percent") is not None:
             lines.append(f"  relative mCE      {d['relative_mce_percent']:6.2f}")
     else:
