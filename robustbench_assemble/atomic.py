@@ -99,6 +99,22 @@ def atomic_write_json(
     atomic_write_text(path, text, fsync=fsync)
 
 
+def check_output_folder(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """``path`` as an output folder that exists or can be made, else an error naming ``flag``.
+
+    Checked before any work: a file at ``path``, or at a folder above it, would otherwise
+    surface as a bare ``[Errno 20] Not a directory`` from deep inside a long run.
+    """
+    path = Path(path)
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                what = "exists" if folder == path else f"{folder} exists"
+                raise NotADirectoryError(f"{flag} {path}: {what} and is not a folder")
+            break
+    return path
+
+
 def remove_temp_files(folder: str | os.PathLike, *, recursive: bool = True) -> list[Path]:
     """Delete temporary files left in ``folder`` by killed writers; return what was removed.
 

@@ -91,7 +91,7 @@ def predict_videos(
             n, t = frames.shape[:2]
             x = frames.to(device, non_blocking=True).reshape(n * t, *frames.shape[2:])
             x = normalize_batch(x.permute(0, 3, 1, 2), pre)
-            x = adapt_frames(x, pre, resize_policy)
+            x = adapt_frames(x, pre, resize_policy, dataset="imagenet_p")
             with torch.autocast(device.type, dtype=dtype, enabled=autocast):
                 logits = model(x)
             scores = logits.float().cpu().numpy()

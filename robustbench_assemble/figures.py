@@ -138,6 +138,8 @@ def error_severity_figure(
         for extra in flat[len(names) :]:
             extra.set_visible(False)
         axes = flat[: len(names)]
+        for ax in axes[-min(ncols, len(names)) :]:  # the lowest panel of each column
+            ax.xaxis.set_tick_params(labelbottom=True)
     else:
         axes = list(axes)
         if len(axes) != len(names):
@@ -179,8 +181,16 @@ def error_severity_figure(
         # the dotted lines need a key too: one neutral entry for all models
         handles.append(Line2D([], [], linestyle=":", linewidth=1, color=BASELINE_COLOR))
         labels.append("clean error (dotted, model's colour)")
+    # as many legend columns as fit the figure's width (a column of "small" text takes about
+    # 0.065 in per character plus the line sample): a wider legend was clipped at both sides
+    column = 0.065 * max(len(t) for t in labels) + 0.6
+    fits = int(fig.get_figwidth() // column)
     fig.legend(
-        handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize="small"
+        handles,
+        labels,
+        loc="outside lower center",
+        ncols=max(1, min(4, len(labels), fits)),
+        fontsize="small",
     )
     return fig
 
@@ -212,6 +222,7 @@ def flip_probability_figure(
     _grouped_bars(ax, labels, series, colors)
     _separate(ax, labels, P_TEST, "validation (not in mFR)")
     ax.set_ylabel("flip probability (%)")
+    ax.set_ylim(bottom=0)  # all-zero FPs autoscaled to -0.04 .. 0.04 %
     ax.set_title(f"ImageNet-P flip probability, difficulty {difficulty}")
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig

@@ -73,7 +73,7 @@ import numpy as np
 from PIL import Image
 
 from . import _version
-from .atomic import atomic_write_json, atomic_writer, remove_temp_files
+from .atomic import atomic_write_json, atomic_writer, check_output_folder, remove_temp_files
 from .corruptions.params import resolve_names, resolve_severities
 from .datasets.imagenet import Sample, fingerprint, index_folder, interleave_classes, select_subset
 from .datasets.imagenet_c import corrupted_relpath
@@ -279,6 +279,7 @@ class Summary:
     seconds: float = 0.0
     interrupted: bool = False
     stopped_early: bool = False  # interrupted or --strict: workers may have written more
+    counts_complete: bool = False  # no worker can have written files the counts miss
 
     def add(self, written: int, skipped: int, error: str | None) -> None:
         self.written += written
@@ -303,7 +304,9 @@ class Summary:
         if self.failed:
             lines.append("failed images:")
             lines += [f"  {f}" for f in self.failed]
-        if self.stopped_early:
+        if self.stopped_early and self.counts_complete:
+            lines.append("stopped early: the counts cover every file written")
+        elif self.stopped_early:
             lines.append(
                 "stopped early: the counts cover the images whose results reached this process; "
                 "worker processes may have finished more files (a rerun skips them)"
@@ -594,6 +597,11 @@ def generate(
             summary.stopped_early = True
         except KeyboardInterrupt:
             summary.interrupted = summary.stopped_early = True
+    # no worker process can have written files the counts miss: one process (numpy,
+    # --workers 0), or the torch backend's threads, all joined unless interrupted mid-batch
+    summary.counts_complete = (backend == "numpy" and workers == 0) or (
+        backend == "torch" and not summary.interrupted
+    )
     summary.seconds = time.perf_counter() - t0
     return summary
 
@@ -665,6 +673,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         severities = resolve_severities(args.severities)
         if args.limit is not None and args.limit < 1:
             raise ValueError(f"--limit must be a positive integer, got {args.limit}")
+        check_output_folder(args.out)
         summary = generate(
             args.src,
             args.out,

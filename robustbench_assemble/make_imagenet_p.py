@@ -39,6 +39,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from .atomic import check_output_folder
 from .datasets.imagenet import index_folder, select_subset
 from .images import load_rgb
 from .perturbations import make_sequence, resolve_difficulties, resolve_names, sequence_seed
@@ -177,8 +178,7 @@ def generate(
         torch_names = TORCH_PERTURBATIONS
     names = resolve_names(perturbations)
     diffs = resolve_difficulties(difficulties)
-    if Path(out).exists() and not Path(out).is_dir():
-        raise NotADirectoryError(f"--out {out}: exists and is not a folder")
+    check_output_folder(out)
     classes, samples = index_folder(src)
     samples = select_subset(samples, limit)
     out = Path(out)
@@ -237,7 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         type=int,
         default=[1, 2, 3],
-        help="1..3; for non-noise perturbations every difficulty uses the same file",
+        help="1..3 (default: 1 2 3, as released: the noise perturbations get one file per "
+        "difficulty, <name>.h5, <name>_2.h5, <name>_3.h5; the others one file that every "
+        "difficulty reads with its own frame stride)",
     )
     p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
     p.add_argument(

@@ -215,6 +215,9 @@ def test_clean_resize_tf1_matches_a_tf_geometry_loop_and_rekeys_the_cache(
     assert main(argv) == 0  # the model's own geometry (torchvision) fills the cache first
     assert main([*argv, "--clean-resize", "tf1"]) == 0
     result = json.loads((tmp_path / MODEL / "clean.json").read_text())
+    c = result["clean"]
+    assert result["clean_acc"] == f"{100 * c['top1_correct'] / c['n']:.2f}"  # imagenet_c.json's
+    assert result["clean_top1"] == c["top1_correct"] / c["n"]  # units; the fraction by name
     key = json.loads((tmp_path / MODEL / "cache" / "clean.json").read_text())["key"]
     assert key["preprocessing"]["resize_backend"] == "tf1"
     # Lite0's published accuracy is torchvision's geometry: the override is footnoted
@@ -1378,6 +1381,8 @@ def test_bad_inputs_found_by_black_box_testing(tmp_path, capsys):
     assert "not a readable torch weights file" in _error([*base, "--weights", str(text)], capsys)
     assert "not a result file" in _error([*base, "--compare", str(not_result)], capsys)
     assert "is not a folder" in _error(["--model", MODEL, "--out", str(text)], capsys)
+    under = _error(["--model", MODEL, "--out", str(text / "sub")], capsys)  # was a bare Errno 20
+    assert under.startswith(f"error: --out {text / 'sub'}: {text} exists and is not a folder")
     assert "--severities '0'" in _error([*base, "--severities", "0"], capsys)
     assert "--corruptions: unknown" in _error([*base, "--corruptions", "fog,bogus"], capsys)
     if not torch.backends.mps.is_available():

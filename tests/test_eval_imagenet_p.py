@@ -137,3 +137,20 @@ def test_cli_difficulties_flag(lite0, tmp_path):
         assert got["top5_distance"] == pytest.approx(want["top5_distance"], abs=1e-12)
     assert _run([*argv, "--difficulties", "3"]) == 2  # no gaussian_noise_3
     assert _run([*argv, "--difficulties", "4"]) == 2
+
+
+def test_unfinished_partial_files_are_named_not_silently_skipped(tmp_path, capsys):
+    """A perturbation that exists only as a .partial (an interrupted make_imagenet_p) is named
+    in the error when nothing else is there; before, the error did not say why."""
+    from robustbench_assemble.datasets.imagenet_p import unfinished_datasets
+
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "gaussian_noise.h5.partial").write_bytes(b"")
+    (root / "shot_noise_2.h5.partial").write_bytes(b"")
+    (root / "notes.h5.partial").write_bytes(b"")  # not a dataset name: ignored
+    assert unfinished_datasets(root) == [("gaussian_noise", 1), ("shot_noise", 2)]
+    assert main(["--model", "alexnet", "--imagenet-p", str(root), "--out", str(tmp_path / "o"),
+                 "--no-progress"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "no ImageNet-P data found" in err and "gaussian_noise exist only as unfinished" in err

@@ -379,6 +379,7 @@ def test_strict_stops_at_first_bad_file(odd_src: Path, tmp_path: Path) -> None:
     assert "truncated.JPEG" in summary.failed[0]
     assert summary.images == 3
     assert summary.stopped_early and "stopped early" in summary.text()
+    assert "worker processes" not in summary.text()  # --workers 0: nobody else wrote files
 
 
 @pytest.mark.parametrize(

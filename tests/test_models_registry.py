@@ -561,6 +561,9 @@ def test_resize_policies() -> None:
     at256 = Preprocessing(input_size=256, resize=292)
     with pytest.raises(ValueError, match="choose a --resize-policy"):
         adapt_frames(frames, at256)  # default: refuse
+    with pytest.raises(ValueError, match="ImageNet-P frames are 224x224") as err:
+        adapt_frames(frames, at256, dataset="imagenet_p")  # no ImageNet-C remedies offered
+    assert "make_imagenet_c" not in str(err.value) and "on-the-fly" not in str(err.value)
     with pytest.raises(ValueError, match="resize_policy must be one of"):
         adapt_frames(frames, at256, "stretch")
     assert adapt_frames(frames, at256, "as-is") is frames

@@ -259,3 +259,21 @@ def available_datasets(root: str | os.PathLike) -> list[tuple[str, int, str]]:
             continue
         found.append((name, d, kind))
     return found
+
+
+def unfinished_datasets(root: str | os.PathLike) -> list[tuple[str, int]]:
+    """(perturbation, difficulty) of the datasets under ``root`` that exist only as an
+    unfinished ``<name>.h5.partial`` (a make_imagenet_p run stopped before the rename)."""
+    root = Path(root)
+    suffix = ".h5" + PARTIAL_SUFFIX
+    found = []
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if not entry.name.endswith(suffix):
+            continue
+        try:
+            name, d = parse_dataset_name(entry.name[: -len(suffix)])
+        except ValueError:
+            continue
+        if not h5_path(root, name, d).is_file() and not (root / dataset_name(name, d)).is_dir():
+            found.append((name, d))
+    return found

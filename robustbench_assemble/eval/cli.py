@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import check_output_folder
 from ..corruptions.params import resolve_names, resolve_severities
 from ..images import JPEG_QUALITY
 from ..models.registry import RESIZE_BACKENDS
@@ -168,7 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
         "move by several points)",
     )
     p.add_argument(
-        "--seed", type=int, default=0, help="seed of on-the-fly corruptions and random init"
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of on-the-fly corruptions and random init. The random corruptions' draws "
+        "also depend on --batch-size, the device and the number of torchrun processes (one "
+        "batched draw per field): all are recorded with the results, and the cell cache "
+        "recomputes when one changes",
     )
     p.add_argument(
         "--resize-policy",
@@ -237,8 +244,7 @@ def parse_args(argv: list[str] | None = None) -> EvalConfig:
         raise FileNotFoundError(f"--weights {ns.weights}: file does not exist")
     for path in ns.compare:
         result_files("--compare", path)
-    if ns.out.exists() and not ns.out.is_dir():
-        raise NotADirectoryError(f"--out {ns.out}: exists and is not a folder")
+    check_output_folder(ns.out)
     if ns.source == "files" and ns.imagenet_c is None:
         raise ValueError("--source files needs --imagenet-c DIR (the ImageNet-C JPEG tree)")
     if ns.source == "on-the-fly" and ns.imagenet_c is not None and ns.data is None:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..corruptions.params import COMMON
-from ..reporting import baseline_notes
+from ..reporting import baseline_notes, robustbench_percent
 from .cli import EvalConfig
 from .protocol import protocol_departures
 from .runner import CResults
@@ -139,8 +139,11 @@ def write_clean_only(results: CResults, cfg: EvalConfig) -> Path:
     entry = {
         "model": results.model,
         "clean": {"n": c.n, "top1_correct": c.correct1, "top5_correct": c.correct5},
-        "clean_acc": c.top1,
-        "clean_top5_acc": c.top5,
+        # the same units as imagenet_c.json's clean_acc (a 2-decimal percentage string);
+        # the exact fractions under their own names
+        "clean_acc": robustbench_percent(c.top1),
+        "clean_top1": c.top1,
+        "clean_top5": c.top5,
         "footnote": footnote,
         "notes": notes,
         "config": config,

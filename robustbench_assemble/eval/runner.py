@@ -402,14 +402,25 @@ def _perturbations(cfg: EvalConfig) -> tuple[str, ...] | str:
             if "," not in cfg.perturbations
             else tuple(s.strip() for s in cfg.perturbations.split(",") if s.strip())
         )
-    from ..datasets.imagenet_p import available_datasets
+    from ..datasets.imagenet_p import available_datasets, unfinished_datasets
 
     names = tuple(
         dict.fromkeys(name for name, d, _ in available_datasets(cfg.imagenet_p) if d == 1)
     )
+    unfinished = [name for name, d in unfinished_datasets(cfg.imagenet_p) if d == 1]
+    hint = (
+        f"; {', '.join(unfinished)} exist only as unfinished .partial files (rerun "
+        "make_imagenet_p to finish them)"
+        if unfinished
+        else ""
+    )
     if not names:
         raise FileNotFoundError(
             f"--imagenet-p {cfg.imagenet_p}: no ImageNet-P data found (expected <name>.h5 files "
-            "or <name>/<wnid>/*.mp4 folders)"
+            f"or <name>/<wnid>/*.mp4 folders){hint}"
+        )
+    if unfinished:
+        warnings.warn(
+            f"--imagenet-p {cfg.imagenet_p}: evaluating {', '.join(names)}{hint}", stacklevel=2
         )
     return names

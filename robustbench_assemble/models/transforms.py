@@ -160,14 +160,18 @@ def check_resize_policy(policy: str) -> str:
 
 
 def adapt_frames(
-    x: torch.Tensor, pre: Preprocessing, policy: str = DEFAULT_RESIZE_POLICY
+    x: torch.Tensor,
+    pre: Preprocessing,
+    policy: str = DEFAULT_RESIZE_POLICY,
+    dataset: str = "imagenet_c",
 ) -> torch.Tensor:
     """Apply ``policy`` (see :data:`RESIZE_POLICIES`) to a batch of ImageNet-C/P frames.
 
     ``x``: ``(N, C, H, W)`` uint8 or float. Best called on the normalised float batch: bilinear
     resizing is linear, so it commutes with the per-channel normalisation and no rounding is
     added (on uint8 input the result is rounded back to uint8). Frames already at
-    ``pre.input_size`` are returned unchanged whatever the policy.
+    ``pre.input_size`` are returned unchanged whatever the policy. ``dataset``
+    ('imagenet_c' or 'imagenet_p') only words the error: the remedies differ.
     """
     check_resize_policy(policy)
     if x.dim() != 4:
@@ -183,6 +187,12 @@ def adapt_frames(
         )
     if policy == "error":
         crop = "'center-crop' (crop them), " if size < min(h, w) else ""
+        if dataset == "imagenet_p":
+            raise ValueError(
+                f"the ImageNet-P frames are {h}x{w} but the model's input_size is {size}: "
+                f"choose a --resize-policy: 'as-is' (feed {h}x{w} frames unchanged), {crop}"
+                f"or 'resize' (resize them to {size}; changes the benchmark)"
+            )
         raise ValueError(
             f"the frames are {h}x{w} but the model's input_size is {size}: evaluate ImageNet-C "
             f"files made at the model's size ({native_files_hint(pre)}), or choose a "
