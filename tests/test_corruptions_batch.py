@@ -510,6 +510,30 @@ def test_plasma_kernel_equals_reference_map(decay):
     assert np.array_equal(ours[0], ref)
 
 
+def test_device_motion_and_fog_paths_agree_with_the_exact_cpu_path(photos, saturated_photo):
+    """The accelerator paths (float32 batched gathers, float32 diamond-square and blend) run
+    on CPU tensors too: they must match the CPU engine's exact path up to float32 ties (a
+    wrong tap offset or map update would move most values)."""
+    from robustbench_assemble.corruptions.motion import motion_blur_kernel, motion_blur_offsets
+
+    x = to_batch([*photos[:2], saturated_photo])
+    weights = motion_blur_kernel(15, 5)
+    offsets = [motion_blur_offsets(len(weights), a) for a in (-40.0, 7.5, 44.0)]
+    exact = tb._motion(x, 15, 5, [-40.0, 7.5, 44.0])
+    device = tb._motion_device(x, weights, offsets)
+    assert (exact != device).float().mean() < 1e-3 and (exact.int() - device.int()).abs().max() <= 1
+
+    c = params("fog", 3)
+    uniforms = tb._plasma_uniforms(x, c, torch.Generator().manual_seed(0))[0]
+    exact = tb._fog_from_uniforms(x, c, uniforms)
+    it = iter(uniforms)
+    plasma = ops.plasma_fractal_batch(
+        3, 256, c[1], None, torch.device("cpu"), dtype=tb.DTYPE, uniform=lambda s: next(it)
+    )
+    device = tb._fog_apply(x, c, plasma)
+    assert (exact != device).float().mean() < 1e-3 and (exact.int() - device.int()).abs().max() <= 1
+
+
 def test_elastic_resample_equals_scipy_map_coordinates():
     """The compiled resampler against scipy's ``map_coordinates(order=1, mode='reflect')``
     itself, value for value, at positions that exercise every branch of scipy's reflection:

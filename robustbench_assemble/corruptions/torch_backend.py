@@ -20,8 +20,9 @@ float64 Gaussians in scipy's order, elastic's resampling as scipy's ``map_coordi
 direct OpenCV calls on views of the batch (defocus's float64 filter2D, elastic's warpAffine,
 the other Gaussian blurs' sepFilter2D, JPEG via libjpeg-turbo, bit-identical to Pillow's), and
 table sampling of the noises' exact output distributions (:mod:`.noise_tables`): every
-deterministic corruption is bit-identical to the reference there, and glass_blur and
-elastic_transform are on the reference's own draws; docs/FIDELITY.md, "CPU path". The CPU
+deterministic corruption is bit-identical to the reference there, and so are glass, elastic,
+motion, snow, spatter, frost and fog given the reference's random numbers (motion's float64 tap
+sums, fog's float64 map and blend compiled too); docs/FIDELITY.md, "CPU path". The CPU
 batch is split into one chunk of images per ``torch.get_num_threads()`` thread after all
 random fields of the batch are drawn, so the output does not depend on the thread count.
 
@@ -175,6 +176,12 @@ def _motion(x: torch.Tensor, radius: float, sigma: float, angles: list[float]) -
                 src = np.pad(xn[i, k].astype(np.float64), pad, mode="edge")[:, :, None]
                 motion_blur_frames(src, pad, table[None], weights, out[i, k][None, :, :, None])
         return torch.from_numpy(out)
+    return _motion_device(x, weights, offsets)
+
+
+def _motion_device(x: torch.Tensor, weights: np.ndarray, offsets: list) -> torch.Tensor:
+    """The accelerator path of :func:`_motion`: float32 tap sums, batched gathers (any
+    device; tested on the CPU against the exact path)."""
     blurred = ops.motion_blur_batch(x.to(DTYPE), weights, offsets)
     return ops.quantize_like_imagemagick(blurred).to(torch.uint8)
 
@@ -786,8 +793,7 @@ def _spatter_apply(x: torch.Tensor, c, liquid: torch.Tensor) -> torch.Tensor:
 # draws of the whole batch are taken first, from ``generator`` in the same order as the
 # single-chunk code, and each chunk gets its slice of them: the output does not depend on
 # the thread count (tested). Each chunk runs its torch ops single-threaded (faster than
-# torch's intra-op threads for most corruptions; _INTRA_OP lists the exceptions; measured in
-# docs/BENCHMARKS.md).
+# torch's intra-op threads; measured in docs/BENCHMARKS.md).
 
 
 def _table_bits(x, c, g):
@@ -897,12 +903,6 @@ _CPU_STEPS = {
 }
 
 
-#: Run as one chunk with torch's intra-op threads (none since motion_blur and snow's tap
-#: sums became a compiled loop; before, as Python loops of small in-place adds, chunks on
-#: threads serialised on the GIL).
-_INTRA_OP: frozenset[str] = frozenset()
-
-
 def _slice(draw, lo: int, hi: int):
     if isinstance(draw, tuple):
         return tuple(_slice(d, lo, hi) for d in draw)
@@ -922,7 +922,7 @@ def _cpu_chunked(x: torch.Tensor, name: str, c, g) -> torch.Tensor:
         draws = ()
 
     n, threads = x.shape[0], torch.get_num_threads()
-    workers = 1 if name in _INTRA_OP else min(n, threads)
+    workers = min(n, threads)
     if workers <= 1:
         return apply(x, c, *draws)
     bounds = np.linspace(0, n, workers + 1).astype(np.int64).tolist()

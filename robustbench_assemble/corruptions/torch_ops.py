@@ -324,15 +324,8 @@ def motion_blur_batch(
     n, c, h, w = x.shape
     pad = len(weights)
     padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
-    if x.device.type == "cpu":  # strided slices: cheapest on CPU
-        out = torch.zeros_like(x)
-        for i in range(n):
-            acc = out[i]
-            for wt, (dx, dy) in zip(weights, offsets[i]):
-                r, cc = pad + int(dy), pad + int(dx)
-                acc.add_(padded[i, :, r : r + h, cc : cc + w], alpha=float(wt))
-        return out
-    # accelerators: one batched gather per tap (each image shifted by its own offset)
+    # one batched gather per tap (each image shifted by its own offset); corrupt_batch's CPU
+    # path uses ImageNet-P's compiled float64 loop instead (bit-identical to ImageMagick)
     wp = w + 2 * pad
     flat = padded.reshape(n, c, -1)
     rows = torch.arange(pad, pad + h, device=x.device).view(h, 1)
