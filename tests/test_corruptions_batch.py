@@ -510,10 +510,13 @@ def test_plasma_kernel_equals_reference_map(decay):
     assert np.array_equal(ours[0], ref)
 
 
-def test_device_motion_and_fog_paths_agree_with_the_exact_cpu_path(photos, saturated_photo):
-    """The accelerator paths (float32 batched gathers, float32 diamond-square and blend) run
-    on CPU tensors too: they must match the CPU engine's exact path up to float32 ties (a
-    wrong tap offset or map update would move most values)."""
+def test_device_motion_fog_snow_paths_agree_with_the_exact_cpu_path(photos, saturated_photo):
+    """The accelerator paths (float32 batched gathers, float32 diamond-square and blend, snow's
+    formula gray) run on CPU tensors too: they must match the CPU engine's exact path up to
+    float32 ties (a wrong tap offset, map update or blend would move most values)."""
+    import cv2
+
+    from robustbench_assemble.corruptions import cpu_kernels as ck
     from robustbench_assemble.corruptions.motion import motion_blur_kernel, motion_blur_offsets
 
     x = to_batch([*photos[:2], saturated_photo])
@@ -532,6 +535,15 @@ def test_device_motion_and_fog_paths_agree_with_the_exact_cpu_path(photos, satur
     )
     device = tb._fog_apply(x, c, plasma)
     assert (exact != device).float().mean() < 1e-3 and (exact.int() - device.int()).abs().max() <= 1
+
+    levels = torch.randint(0, 256, (3, 1, 224, 224), dtype=torch.uint8)
+    levels[levels < 200] = 0  # sparse flakes, as the thresholded blurred layer
+    xn, out = x.numpy(), torch.empty_like(x)
+    gray = np.stack([cv2.cvtColor(np.ascontiguousarray(i.transpose(1, 2, 0), dtype=np.float32)
+                                  / 255.0, cv2.COLOR_RGB2GRAY) for i in xn])  # fmt: skip
+    ck.snow_blend(xn, gray, levels[:, 0].contiguous().numpy(), 0.7, 0, 3, out.numpy())
+    device = tb._snow_blend_device(x, levels, 0.7)
+    assert (out != device).float().mean() < 1e-3 and (out.int() - device.int()).abs().max() <= 1
 
 
 def test_elastic_resample_equals_scipy_map_coordinates():

@@ -436,8 +436,13 @@ def _snow_apply(x: torch.Tensor, c, layer: torch.Tensor, angles: list[float]) ->
         lay = levels[:, 0].contiguous().numpy()
         ck.snow_blend(xn, gray, lay, float(blend), 0, x.shape[0], out.numpy())
         return out
-    # cv2.cvtColor(RGB2GRAY) on float32: 0.299 R + 0.587 G + 0.114 B (OpenCV 5 fuses the
-    # multiply-adds, so a value can differ by an ulp: a few values a level apart).
+    return _snow_blend_device(x, levels, blend)
+
+
+def _snow_blend_device(x: torch.Tensor, levels: torch.Tensor, blend: float) -> torch.Tensor:
+    """snow's last step on accelerators (any device; tested on the CPU against the exact
+    blend). cv2.cvtColor(RGB2GRAY) of float32 is 0.299 R + 0.587 G + 0.114 B with fused
+    multiply-adds in OpenCV 5, so a gray can differ by an ulp: a few values a level apart."""
     xf = _unit(x)
     gray = 0.299 * xf[:, 0:1] + 0.587 * xf[:, 1:2] + 0.114 * xf[:, 2:3]
     xf = blend * xf + (1 - blend) * torch.maximum(xf, gray * 1.5 + 0.5)
