@@ -510,10 +510,11 @@ def test_plasma_kernel_equals_reference_map(decay):
     assert np.array_equal(ours[0], ref)
 
 
-def test_device_motion_fog_snow_paths_agree_with_the_exact_cpu_path(photos, saturated_photo):
-    """The accelerator paths (float32 batched gathers, float32 diamond-square and blend, snow's
-    formula gray) run on CPU tensors too: they must match the CPU engine's exact path up to
-    float32 ties (a wrong tap offset, map update or blend would move most values)."""
+def test_device_paths_agree_with_the_exact_cpu_path(photos, saturated_photo):
+    """The accelerator paths (motion's float32 batched gathers, fog's float32 diamond-square
+    and blend, snow's formula gray, elastic's grid_sample) run on CPU tensors too: they must
+    match the CPU engine's exact path up to float32 ties (a wrong tap offset, map update,
+    blend or border would move most values)."""
     import cv2
 
     from robustbench_assemble.corruptions import cpu_kernels as ck
@@ -544,6 +545,13 @@ def test_device_motion_fog_snow_paths_agree_with_the_exact_cpu_path(photos, satu
     ck.snow_blend(xn, gray, levels[:, 0].contiguous().numpy(), 0.7, 0, 3, out.numpy())
     device = tb._snow_blend_device(x, levels, 0.7)
     assert (out != device).float().mean() < 1e-3 and (out.int() - device.int()).abs().max() <= 1
+
+    c = params("elastic_transform", 2)  # float32 fields take the accelerator path
+    jitter, ux, uy = tb._elastic_fields(3, 224, 224, c, torch.Generator().manual_seed(2), x.device)
+    exact = tb._elastic_apply(x, c, jitter, ux, uy)
+    device = tb._elastic_apply(x, c, jitter, ux.float(), uy.float())
+    # measured 0.3-0.5 % of values one level apart (float32 interpolation of the white band)
+    assert (exact != device).float().mean() < 0.01 and (exact.int() - device.int()).abs().max() <= 1
 
 
 def test_elastic_resample_equals_scipy_map_coordinates():
