@@ -149,10 +149,10 @@ def _severity_errors(values: object, what: str) -> np.ndarray:
                 raise ValueError(f"{what}: severity keys must be 1..5, got {k!r}") from exc
         missing = [s for s in SEVERITIES if s not in keys]
         extra = sorted(set(keys) - set(SEVERITIES))
+        if extra:  # first: 0-based keys (0..4) are the likelier mistake than a missing one
+            raise ValueError(f"{what}: unknown severity {extra}; expected 1..5")
         if missing:
             raise ValueError(f"{what}: missing severity {', '.join(map(str, missing))}")
-        if extra:
-            raise ValueError(f"{what}: unknown severity {extra}; expected 1..5")
         seq = [keys[s] for s in SEVERITIES]
     elif isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
         raise ValueError(f"{what}: expected 5 per-severity errors, got {values!r}")
@@ -285,6 +285,8 @@ def corruption_errors(
     errors: ErrorTable, baseline: Baseline = "alexnet", corruptions: Sequence[str] | None = None
 ) -> dict[str, float]:
     """CE (fraction) of every corruption in ``corruptions`` (default: those in ``errors``)."""
+    if isinstance(corruptions, str):  # one name, not its letters
+        corruptions = (corruptions,)
     names = tuple(c for c in CORRUPTIONS if c in errors) if corruptions is None else corruptions
     table = _error_table(errors, names, "errors")
     base, _ = resolve_ce_baseline(baseline)
@@ -305,7 +307,7 @@ def mce(
     ``corruptions`` exists for :func:`mce_19`; any other set is not the published metric.
     """
     ces = corruption_errors(errors, baseline, corruptions)
-    return 100.0 * float(np.mean([ces[c] for c in corruptions]))
+    return 100.0 * float(np.mean(list(ces.values())))
 
 
 def mce_19(errors: ErrorTable, baseline: Baseline = "alexnet") -> float:
@@ -329,6 +331,8 @@ def relative_mce(
     ``baseline_clean_error`` defaults to 0.43478 for ``baseline="alexnet"`` and to the clean
     error stored in a baseline results file; with a mapping baseline it must be given.
     """
+    if isinstance(corruptions, str):  # one name, not its letters
+        corruptions = (corruptions,)
     table = _error_table(errors, corruptions, "errors")
     base, base_clean = resolve_ce_baseline(baseline)
     if baseline_clean_error is not None:
@@ -361,6 +365,9 @@ def relative_mce_19(
 
 def _noise_flag(noise: bool | str) -> bool:
     if isinstance(noise, str):
+        base, sep, suffix = noise.rpartition("_")
+        if sep and suffix in ("2", "3") and base in PERTURBATIONS and is_noise(base):
+            return True  # the release's dataset names of noise difficulties 2 and 3
         return is_noise(noise)
     if isinstance(noise, (bool, np.bool_)):
         return bool(noise)
@@ -414,8 +421,9 @@ def flip_probability(predictions: object, noise: bool | str, difficulty: int = 1
     """Flip probability FP (fraction) of top-1 predictions on a set of ImageNet-P videos.
 
     ``predictions``: (n_videos, n_frames) integer array of top-1 classes (or a list of 1-D
-    arrays for videos of different lengths). ``noise``: True / False or the perturbation name
-    (noise when the name contains "noise", as in the reference). Per video: the fraction of
+    arrays for videos of different lengths). ``noise``: True / False, or one of the 14
+    perturbation names or the release's dataset names (``gaussian_noise_2``), noise when the
+    name contains "noise", as in the reference. Per video: the fraction of
     compared frame pairs whose predictions differ (pairs as in the reference ``flip_prob``,
     see :func:`_pairs`); then the mean over videos. ``difficulty`` is the frame stride for
     temporal perturbations; it does not change a noise computation (noise difficulties are
@@ -447,6 +455,14 @@ def top5_distance(rankings: object, noise: bool | str, difficulty: int = 1) -> f
     for v in _videos(rankings, 3, "rankings"):
         if v.shape[1] < 5:
             raise ValueError(f"rankings need the top K >= 5 classes per frame, got K={v.shape[1]}")
+        if v.shape[1] >= 100 and np.array_equal(np.sort(v[0]), np.arange(1, v.shape[1] + 1)):
+            # a full row that permutes 1..K is the reference's rankdata ranks (the rank of each
+            # class), not class indices, which for K classes run 0..K-1 (a short top-k list
+            # such as [1, 2, 3, 4, 5] is legitimate)
+            raise ValueError(
+                "rankings look like the reference's ranks (rank 1..K of each class), not class "
+                "indices sorted by score; convert scores with rankings_from_scores(scores)"
+            )
         top = v[:, :5]
         if np.any(np.diff(np.sort(top, axis=1), axis=1) == 0):
             raise ValueError("rankings repeat a class within a frame's top 5")
@@ -486,7 +502,10 @@ def _p_values(values: Mapping, names: Sequence[str], what: str, fraction: bool) 
         if fraction:
             out[p] = _fraction(values[p], f"{what}[{p!r}]")
         else:
-            x = float(values[p])
+            try:
+                x = float(values[p])
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{what}[{p!r}] must be a number, got {values[p]!r}") from exc
             if not (math.isfinite(x) and x >= 0):
                 raise ValueError(f"{what}[{p!r}] must be a finite distance >= 0, got {x!r}")
             out[p] = x

@@ -61,6 +61,18 @@ def test_legacy_generator_replays_global_stream():
     assert np.array_equal(g.integers(-2, 2, size=(3, 2)), expected[1])
 
 
+def test_readme_reference_seeding(photos):
+    """The README's way to get the reference's pixels from ``corrupt``: the package exports
+    LegacyGenerator, and seeded with it a random corruption equals the reference's output
+    after np.random.seed (an int seed draws other noise)."""
+    from robustbench_assemble.corruptions import LegacyGenerator as Exported
+
+    assert Exported is LegacyGenerator
+    ref = reference.reference_corrupt(photos[0], "fog", 3, 0)
+    assert np.array_equal(corrupt(photos[0], "fog", 3, seed=Exported(0)), ref)
+    assert not np.array_equal(corrupt(photos[0], "fog", 3, seed=0), ref)
+
+
 # --------------------------------------------------------------------------- plasma
 
 

@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import rankdata
 
 from robustbench_assemble import metrics
-from robustbench_assemble.corruptions.params import COMMON, CORRUPTIONS, EXTRA
+from robustbench_assemble.corruptions.params import COMMON, CORRUPTIONS, EXTRA, SEVERITIES
 from robustbench_assemble.perturbation_names import P_TEST, P_VALIDATION, PERTURBATIONS
 
 # Published per-corruption AlexNet means, independent of our per-severity table:
@@ -353,3 +353,38 @@ def test_mt5d_needs_a_measured_baseline():
     assert metrics.mt5d(base, base) == pytest.approx(100.0)
     with pytest.raises(ValueError, match="scale"):
         metrics.mt5d({p: 1.0 for p in P_TEST if p != "scale"}, base)
+
+
+def test_api_mistakes_found_by_black_box_test_4():
+    """Each of these gave a misleading message or a wrong number (black-box test 4)."""
+    errors = {c: list(v) for c, v in metrics.ALEXNET_ERRORS.items()}
+    # one corruption name as a str: that corruption, not its letters
+    assert metrics.mce(errors, corruptions="fog") == pytest.approx(100.0)
+    assert metrics.relative_mce(errors, metrics.ALEXNET_CLEAN_ERROR, corruptions="fog") == (
+        pytest.approx(100.0)
+    )
+    # 0-based severity keys are named as the mistake
+    zero_based = dict(errors, fog={s - 1: e for s, e in zip(SEVERITIES, errors["fog"])})
+    with pytest.raises(ValueError, match=r"unknown severity \[0\]"):
+        metrics.mce(zero_based)
+    # a non-numeric top-5 distance names its perturbation
+    t5d = {p: 3.0 for p in P_TEST}
+    with pytest.raises(ValueError, match="rotate"):
+        metrics.mt5d(dict(t5d, rotate="x"), baseline=dict(t5d))
+    # the release's dataset names of noise difficulties are noise, as in test.py
+    preds = np.array([[1, 1, 2, 1, 3]])
+    assert metrics.flip_probability(preds, "gaussian_noise_2") == metrics.flip_probability(
+        preds, True
+    )
+    with pytest.raises(ValueError, match="unknown perturbation"):
+        metrics.flip_probability(preds, "rotate_2")  # not a release name: no stride datasets
+    # the reference's rankdata ranks (1..K per class) are refused, not scored as indices
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(2, 31, 1000))
+    ranks = np.argsort(np.argsort(-scores, axis=-1), axis=-1) + 1  # rank of each class
+    with pytest.raises(ValueError, match="rankings_from_scores"):
+        metrics.top5_distance(ranks, "rotate")
+    full = np.argsort(-scores, axis=-1)  # a full ranking of class indices is accepted
+    assert metrics.top5_distance(full, "rotate") == metrics.top5_distance(
+        metrics.rankings_from_scores(scores), "rotate"
+    )

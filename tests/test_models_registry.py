@@ -620,3 +620,41 @@ def test_gpu_pipeline_matches_cpu() -> None:
     finally:
         torch.backends.cudnn.allow_tf32 = tf32
     torch.testing.assert_close(out.cpu(), ref, atol=1e-3, rtol=1e-3)
+
+
+def test_torchvision_recipes_for_weight_less_builds_and_files(tmp_path) -> None:
+    """Black-box test 4: vit_h_14 got its 518 px SWAG recipe although torchvision builds it
+    at 224 without weights (its forward pass then failed), and a torchvision V2 file
+    (published with Resize(232)) silently got V1's Resize(256)."""
+    from robustbench_assemble.models import get_preprocessing
+
+    assert get_preprocessing("torchvision:vit_h_14").input_size == 224
+    assert get_preprocessing("torchvision:vit_b_16").input_size == 224  # unchanged: its V1
+    assert get_preprocessing("torchvision:regnet_y_128gf").input_size == 384  # a CNN: first
+
+    sd = create_model("resnet50").state_dict()
+    v2 = tmp_path / "resnet50-11ad3fa6.pth"  # torchvision's hub name of IMAGENET1K_V2
+    torch.save(sd, v2)
+    for name in ("resnet50", "torchvision:resnet50"):
+        assert create_model(name, weights=v2).preprocessing.resize == 232
+        assert get_preprocessing(name, v2).resize == 232
+    converted = tmp_path / "resnet50-11ad3fa6.safetensors"  # the hub name, another format
+    converted.write_bytes(b"")
+    assert get_preprocessing("resnet50", converted).resize == 232
+    other = tmp_path / "my_resnet50.pth"
+    torch.save(sd, other)
+    with pytest.warns(UserWarning, match=r"IMAGENET1K_V2 \(resnet50-11ad3fa6.pth\)"):
+        assert create_model("resnet50", weights=other).preprocessing.resize == 256
+
+
+def test_create_model_takes_a_state_dict_in_memory() -> None:
+    """It used to fail with a ValueError printing every tensor (351,747 characters)."""
+    src = create_model("alexnet")
+    m = create_model("alexnet", weights=src.state_dict())
+    assert all(
+        torch.equal(a, b) for a, b in zip(src.state_dict().values(), m.state_dict().values())
+    )
+    assert m.weights_source == "state dict (in memory)" and m.preprocessing == src.preprocessing
+    with pytest.raises(ValueError, match="weights must be a file path") as err:
+        create_model("alexnet", weights=3)
+    assert len(str(err.value)) < 300

@@ -19,10 +19,13 @@ __all__ = [
     "SEVERITIES",
     "SEVERITY_PARAMS",
     "DETERMINISTIC",
+    "LegacyGenerator",
     "corrupt",
     "corrupt_batch",
     "jpeg_round_trip",
 ]
+
+from .rng import LegacyGenerator
 
 try:  # filled in by the backends as they land
     from .numpy_backend import corrupt  # noqa: F401

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import threading
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -122,14 +124,62 @@ def preprocessing_from_torchvision(weights: Any) -> Preprocessing:
     )
 
 
-def torchvision_default_preprocessing(model_name: str) -> Preprocessing:
-    """Preprocessing of a torchvision architecture built without named weights: that of its
-    first (original, ``*_V1``) weights entry, so the input size fits the architecture; the
-    ImageNet default (256 / 224 bilinear) when torchvision has no weights for it."""
+def _default_entry(model_name: str) -> Any:
+    """The weights entry whose recipe a weight-less build of ``model_name`` gets: the first
+    (original, ``*_V1``) one whose minimum input fits the 224 px a weight-less torchvision
+    transformer is built for (vit_h_14's first entry is the 518 px SWAG one, which the
+    weight-less model refuses); None when torchvision has no weights for it."""
     from torchvision.models import get_model_weights
 
     entries = list(get_model_weights(model_name))
-    return preprocessing_from_torchvision(entries[0]) if entries else Preprocessing()
+    fitting = [e for e in entries if max(e.meta.get("min_size", (1, 1))) <= 224]
+    return (fitting or entries or [None])[0]
+
+
+def torchvision_default_preprocessing(model_name: str) -> Preprocessing:
+    """Preprocessing of a torchvision architecture built without named weights: that of its
+    default entry (:func:`_default_entry`); the ImageNet default (256 / 224 bilinear) when
+    torchvision has no weights for it."""
+    entry = _default_entry(model_name)
+    return preprocessing_from_torchvision(entry) if entry is not None else Preprocessing()
+
+
+def torchvision_file_preprocessing(model_name: str, path: str | os.PathLike) -> Preprocessing:
+    """Preprocessing for a weights *file* of torchvision architecture ``model_name``.
+
+    A file keeping torchvision's hub name, whatever its extension (``resnet50-11ad3fa6.pth`` is
+    IMAGENET1K_V2, published with Resize(232)), gets that entry's recipe. Any other name gets
+    the default entry's, with a warning when torchvision publishes other recipes for it:
+    most ResNet-50 files today are V2, and V1's Resize(256) would evaluate them off their
+    published recipe without notice.
+    """
+    from torchvision.models import get_model_weights
+
+    entries = list(get_model_weights(model_name))
+    name = os.path.basename(os.fspath(path))
+    for entry in entries:  # the hub name with any extension (a converted .safetensors too)
+        if os.path.splitext(name)[0] == os.path.splitext(os.path.basename(entry.url))[0]:
+            return preprocessing_from_torchvision(entry)
+    default = torchvision_default_preprocessing(model_name)
+    others = [e for e in entries if preprocessing_from_torchvision(e) != default]
+    if others:
+        listed = "; ".join(
+            f"{e.name} ({os.path.basename(e.url)}): {_recipe(preprocessing_from_torchvision(e))}"
+            for e in others
+        )
+        warnings.warn(
+            f"weights file {name}: evaluated with {model_name}'s default recipe "
+            f"({_recipe(default)}); torchvision publishes other weights with other recipes: "
+            f"{listed}. If the file is one of those, keep its hub file name (any extension) "
+            "so it is recognised, or pass preprocessing= (Python)",
+            UserWarning,
+            stacklevel=3,
+        )
+    return default
+
+
+def _recipe(pre: Preprocessing) -> str:
+    return f"Resize({pre.resize}) + CenterCrop({pre.input_size}), {pre.interpolation}"
 
 
 _HUB_LOCK = threading.Lock()

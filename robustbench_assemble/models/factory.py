@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import torch.nn as nn
@@ -101,13 +102,18 @@ def _no_named_weights(name: str, weights: str) -> ValueError:
 def get_preprocessing(name: str, weights: str | os.PathLike | None = None) -> Preprocessing:
     """The evaluation :class:`Preprocessing` of ``name`` (with ``weights``), without building
     the model where possible. Named torchvision weights bring their own recipe; a weights file
-    keeps the model's default one."""
+    keeps the model's default one, except a torchvision architecture's file under its hub name
+    (:func:`external.torchvision_file_preprocessing`)."""
+    if isinstance(weights, Mapping):
+        weights = None  # a state dict in memory: the model's default recipe
     named = weights is not None and not is_weights_file(weights)
     if name.startswith(TORCHVISION_PREFIX):
         base = _torchvision_base(name)
         if named:
             entry = external.torchvision_weights(base, str(weights))
             return external.preprocessing_from_torchvision(entry)
+        if weights is not None:
+            return external.torchvision_file_preprocessing(base, weights)
         return external.torchvision_default_preprocessing(base)
     if name.startswith(TIMM_PREFIX):
         return external.timm_preprocessing(_timm_base(name))
@@ -117,12 +123,23 @@ def get_preprocessing(name: str, weights: str | os.PathLike | None = None) -> Pr
     if named:
         tv_weights = external.torchvision_weights(entry.torchvision_name, str(weights))
         return external.preprocessing_from_torchvision(tv_weights)
+    if weights is not None:
+        return _file_preprocessing(entry, weights)
+    return entry.preprocessing
+
+
+def _file_preprocessing(entry: ModelEntry, path: str | os.PathLike) -> Preprocessing:
+    """A registered model's recipe for a weights file: torchvision's for that file when the
+    model is a torchvision architecture evaluated with torchvision's default recipe."""
+    tv = entry.torchvision_name
+    if tv and entry.preprocessing == external.torchvision_default_preprocessing(tv):
+        return external.torchvision_file_preprocessing(tv, path)
     return entry.preprocessing
 
 
 def create_model(
     name: str,
-    weights: str | os.PathLike | None = None,
+    weights: str | os.PathLike | Mapping[str, Any] | None = None,
     num_classes: int = 1000,
     *,
     strict: bool = True,
@@ -132,16 +149,30 @@ def create_model(
     """Build model ``name`` in eval mode, load ``weights`` and attach its preprocessing.
 
     ``weights``: None (the model's own: packaged weights for ``efficientnet_lite0``, random
-    initialisation otherwise), a weights file (strict unless ``strict=False``), or a torchvision
-    weights name (``"IMAGENET1K_V1"``, ``"DEFAULT"``) for ``torchvision:`` models and registered
-    models with a ``torchvision_name`` -- read from the torch hub cache, never downloaded.
-    ``preprocessing`` overrides the model's evaluation preprocessing (then report it).
-    ``kwargs`` go to the builder.
+    initialisation otherwise), a weights file (strict unless ``strict=False``; a torchvision
+    architecture's file under its hub name gets that entry's recipe), a state dict already in
+    memory, or a torchvision weights name (``"IMAGENET1K_V1"``, ``"DEFAULT"``) for
+    ``torchvision:`` models and registered models with a ``torchvision_name`` -- read from the
+    torch hub cache, never downloaded. ``preprocessing`` overrides the model's evaluation
+    preprocessing (then report it). ``kwargs`` go to the builder.
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"model name must be a non-empty string, got {name!r}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes <= 0:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    if isinstance(weights, Mapping):  # a state dict in memory: built bare, then loaded
+        entry = registered().get(name)
+        if entry is not None and entry.pretrained is not None:
+            kwargs = {"pretrained": False, **kwargs}
+        model = create_model(name, None, num_classes, preprocessing=preprocessing, **kwargs)
+        load_weights(model, weights, strict=strict)
+        model.weights_source = "state dict (in memory)"
+        return model
+    if not isinstance(weights, (str, os.PathLike, type(None))):
+        raise ValueError(
+            f"{name}: weights must be a file path, a torchvision weights name, a state dict or "
+            f"None, got {type(weights).__name__}"
+        )
     weight_file = weights if weights is not None and is_weights_file(weights) else None
     if weight_file is not None and not os.path.isfile(weight_file):
         raise FileNotFoundError(f"weights file not found: {weight_file}")
@@ -169,6 +200,14 @@ def create_model(
             )
     if weight_file is not None:
         load_weights(model, weight_file, strict=strict)
+        if preprocessing is None:
+            pre = (
+                _file_preprocessing(_entry(name), weight_file)
+                if name in registered()
+                else external.torchvision_file_preprocessing(base, weight_file)
+                if name.startswith(TORCHVISION_PREFIX)
+                else pre
+            )
 
     model.eval()
     model.preprocessing = preprocessing or pre
