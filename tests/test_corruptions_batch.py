@@ -554,6 +554,30 @@ def test_device_paths_agree_with_the_exact_cpu_path(photos, saturated_photo):
     assert (exact != device).float().mean() < 0.01 and (exact.int() - device.int()).abs().max() <= 1
 
 
+#: Corruptions whose device path reads values back to the host (angles, texture crops, the
+#: JPEG codec, the water mask, glass's pointer doubling), so they cannot run on "meta".
+_HOST_READS = ("glass_blur", "motion_blur", "snow", "frost", "jpeg_compression")
+
+
+@pytest.mark.parametrize("severity", [1, 5])
+def test_device_paths_run_on_the_meta_device(severity):
+    """The accelerator code (never run in CPU-only CI) on "meta" tensors: shapes, dtypes and
+    devices flow through every device branch without data, so an API or dtype mistake there
+    fails here rather than on the first GPU (motion and snow by their apply steps)."""
+    x = torch.empty((2, 3, 224, 224), dtype=torch.uint8, device="meta")
+    for name in CORRUPTIONS:
+        if name in _HOST_READS or (name == "spatter" and severity < 4):  # water: OpenCV mask
+            continue
+        y = corrupt_batch(x, name, severity)
+        assert (y.shape, y.dtype, y.device.type) == (x.shape, torch.uint8, "meta"), name
+    layer = torch.empty((2, 1, 224, 224), dtype=torch.float64, device="meta")
+    for y in (
+        tb._motion_blur_apply(x, params("motion_blur", severity), [10.0, -30.0]),
+        tb._snow_apply(x, params("snow", severity), layer, [-60.0, -100.0]),
+    ):
+        assert (y.shape, y.dtype, y.device.type) == (x.shape, torch.uint8, "meta")
+
+
 def test_elastic_resample_equals_scipy_map_coordinates():
     """The compiled resampler against scipy's ``map_coordinates(order=1, mode='reflect')``
     itself, value for value, at positions that exercise every branch of scipy's reflection:
