@@ -269,12 +269,14 @@ _FIGURE_STEMS = ("ce_bars", "error_vs_severity", "flip_prob_d")
 def make_figures(
     results_dir: str | os.PathLike,
     compare: Iterable[str | os.PathLike] = (),
-    baseline: metrics.Baseline = "alexnet",
+    baseline: metrics.Baseline | None = None,
 ) -> list[Path]:
     """Draw every figure the results in ``results_dir`` allow into ``results_dir/figures``.
 
     ``compare``: other results directories or ``imagenet_c.json`` / ``imagenet_p.json``
-    files whose models are drawn next to this one. Returns the written paths.
+    files whose models are drawn next to this one. ``baseline``: the CE bars' normaliser;
+    None (default) takes the one ``imagenet_c.json`` was computed with, so the bars never
+    contradict its ``ce_percent`` (whichever run redraws them). Returns the written paths.
     """
     root = Path(results_dir)
     if not root.is_dir():
@@ -289,8 +291,13 @@ def make_figures(
         others = [f for f in (_results_file(e, name) for e in compare) if f is not None]
         df = reporting.load_frames([own, *others])
         if name == "imagenet_c.json":
-            if not reporting.ce_frame(df, baseline).empty:
-                written += save_figure(ce_bar_figure(df, baseline), out / "ce_bars")
+            base = (
+                reporting.report_baseline(reporting.load_report(own))
+                if baseline is None
+                else baseline
+            )
+            if not reporting.ce_frame(df, base).empty:
+                written += save_figure(ce_bar_figure(df, base), out / "ce_bars")
             written += save_figure(error_severity_figure(df), out / "error_vs_severity")
         else:
             for d in sorted(set(df["difficulty"])):

@@ -22,6 +22,7 @@ the exact configuration, package versions and the data fingerprint.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -294,16 +295,16 @@ def ce_frame(
         for c, errs in errors.items():
             if c not in base:
                 continue
-            rce = math.nan
+            # a degenerate measured baseline leaves a ratio undefined (NaN, no bar), as the
+            # report leaves it null; it must not stop the figures after a whole evaluation
+            ce = rce = math.nan
+            with contextlib.suppress(ValueError):
+                ce = 100 * metrics.corruption_error(errs, base[c])
             if clean is not None and base_clean is not None:
-                rce = 100 * metrics.relative_corruption_error(errs, clean, base[c], base_clean)
+                with contextlib.suppress(ValueError):
+                    rce = 100 * metrics.relative_corruption_error(errs, clean, base[c], base_clean)
             rows.append(
-                {
-                    "model": model,
-                    "corruption": c,
-                    "ce_percent": 100 * metrics.corruption_error(errs, base[c]),
-                    "relative_ce_percent": rce,
-                }
+                {"model": model, "corruption": c, "ce_percent": ce, "relative_ce_percent": rce}
             )
     return pd.DataFrame(rows, columns=["model", "corruption", "ce_percent", "relative_ce_percent"])
 
@@ -398,13 +399,24 @@ def _measured_info(path: str | os.PathLike, details: Mapping) -> dict:
     }
 
 
+def report_baseline(report: Mapping) -> metrics.Baseline:
+    """The baseline an ``imagenet_c.json`` was computed with, to recompute its CEs (figures):
+    "alexnet" (the published table), the measured result's path, or the mapping it stored."""
+    info = report["details"].get("baseline") or {}
+    if info.get("kind") == "measured":
+        return info["path"]
+    if info.get("kind") == "mapping":
+        return info["top1_error"]
+    return "alexnet"
+
+
 def baseline_notes(info: Mapping | None) -> list[str]:
     """Warnings about what a measured baseline really is: the protocol normalises by a trained
     AlexNet, so another model, or untrained weights, changes what every ratio means."""
     if not info or info.get("kind") != "measured":
         return []
     notes = []
-    if str(info.get("model", "")).lower() != "alexnet":
+    if str(info.get("model", "")).lower().rpartition(":")[2] != "alexnet":  # torchvision:alexnet
         notes.append(
             f"the baseline {info['path']} is a measured {info.get('model')!r} result, not "
             "AlexNet: every CE / FR / T5D ratio here is relative to that model"
@@ -509,7 +521,10 @@ def build_imagenet_c_report(
     mce = mean_over(COMMON, ce)
     if mce is None:
         missing = [c for c in COMMON if c not in ce]
-        notes.append(f"mCE needs all 15 common corruptions x 5 severities; missing: {missing}")
+        notes.append(
+            "mCE needs a CE for each of the 15 common corruptions (all 5 severities evaluated, "
+            f"a usable baseline); without one: {missing}"
+        )
     # RobustBench: the plain mean of the per-cell accuracies
     common_acc = [k.top1_correct / k.n for (c, _), k in cells.items() if c in COMMON]
     all_acc = [k.top1_correct / k.n for k in cells.values()]

@@ -708,3 +708,11 @@ def test_cpu_thread_pool_under_inference_mode(photos):
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(got, want)
+
+
+def test_empty_batch_for_every_corruption():
+    """0 images: an empty batch back (6 corruptions failed with obscure errors before)."""
+    x = torch.empty((0, 3, 224, 224), dtype=torch.uint8)
+    for name in CORRUPTIONS:
+        y = corrupt_batch(x, name, 3, torch.Generator().manual_seed(0))
+        assert y.shape == x.shape and y.dtype == torch.uint8, name

@@ -1430,3 +1430,23 @@ def test_native_geometry_follows_the_released_mce_scripts(monkeypatch, tmp_path)
     runner.build_source(cfg, io, torch.device("cpu"))
     assert seen["geometry"] == (292, 256, "clovaai")
     assert seen["jpeg_quality"] == 85  # clovaai's generator saved at q85 too
+
+
+def test_degenerate_baseline_does_not_stop_the_run(tmp_path, capsys):
+    """Review of 2026-11-26: an untrained AlexNet as --baseline (its corruption errors do not
+    exceed its clean error: relative CE undefined) still aborted the run in the figures after
+    the whole evaluation; and torchvision:alexnet was flagged as "not AlexNet"."""
+    base, out = tmp_path / "base", tmp_path / "out"
+    argv = ["--corruptions", "contrast", "--device", "cpu"]
+    assert _eval(["--model", "alexnet", "--out", str(base), *argv]) == 0
+    capsys.readouterr()
+    assert _eval(["--model", "torchvision:alexnet", "--out", str(out),
+                  "--baseline", str(base / "alexnet"), *argv]) == 0  # fmt: skip
+    summary = capsys.readouterr().out
+    report = json.loads((out / "torchvision:alexnet" / "imagenet_c.json").read_text())
+    d = report["details"]
+    assert d["relative_ce_percent"] == {} and d["ce_percent"]["contrast"] > 0
+    assert any("relative CE is not reported" in n for n in d["notes"])
+    assert not any("not AlexNet" in n for n in d["notes"])  # torchvision's AlexNet is AlexNet
+    assert "UNTRAINED" in " ".join(d["notes"]) and "WARNING: the baseline" in summary
+    assert (out / "torchvision:alexnet" / "figures" / "ce_bars.png").is_file()

@@ -209,7 +209,8 @@ def lookup2(a, b, table, out):  # pragma: no cover - compiled
 @numba.njit(**_JIT)
 def _reflect(c, n):  # pragma: no cover - compiled
     """scipy.ndimage's ``map_coordinate`` for mode 'reflect' (half-sample symmetric), with its
-    double operations and integer truncations."""
+    double operations and integer truncations. scipy's branch for an axis of length 1 is left
+    out: corrupt_batch refuses sides below 32."""
     if c < 0:
         sz2 = 2 * n
         if c < -sz2:

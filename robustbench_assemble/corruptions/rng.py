@@ -4,8 +4,11 @@ The reference (``imagenet_c/corruptions.py``) draws from numpy's global legacy R
 output depends on whatever ran before. Every engine in this package instead draws from an
 explicit ``np.random.Generator``: an int seed gives a reproducible stream, a Generator is used
 as is (so a caller can thread one stream through many images), and ``None`` takes fresh OS
-entropy. Exact-stream equality with the reference is not a goal (the legacy ``RandomState``
-stream cannot be reproduced by a ``Generator``); the distributions drawn are the reference's.
+entropy. A ``Generator`` cannot reproduce the legacy ``RandomState`` stream, so an int seed
+draws the reference's distributions but other numbers; :class:`LegacyGenerator` (exported by
+``robustbench_assemble.corruptions``) replays the legacy stream, and with it every corruption
+but impulse_noise gives the reference's pixels (the reference's impulse_noise draws from
+skimage's own unseeded generator, so it is not reproducible even by itself).
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ Seed = int | np.integer | np.random.Generator | LegacyGenerator | None
 
 
 def as_generator(seed: Seed = None) -> np.random.Generator:
-    """Return a ``np.random.Generator`` for ``seed`` (non-negative int, Generator or None).
+    """Return a ``np.random.Generator`` for ``seed`` (non-negative int, Generator,
+    :class:`LegacyGenerator` or None).
 
     A Generator (or a :class:`LegacyGenerator`) is returned unchanged, not copied: draws
     advance the caller's stream.
@@ -58,7 +62,8 @@ def as_generator(seed: Seed = None) -> np.random.Generator:
         return seed  # type: ignore[return-value]
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(
-            "seed must be a non-negative int, a numpy.random.Generator or None, "
+            "seed must be a non-negative int, a numpy.random.Generator, a LegacyGenerator "
+            "(the reference's legacy stream) or None, "
             f"got {type(seed).__name__} {seed!r}"
         )
     if seed < 0:

@@ -813,7 +813,8 @@ def _plasma_uniforms(x, c, g):
     mapsize = max(256, 1 << (max(h, w) - 1).bit_length())
     draws, k = [], 1
     while k <= mapsize // 2:
-        draws += [_rand((n, k, k), g, x.device) for _ in range(3)]
+        # float64, as numpy's: the CPU map is the reference's float64 one
+        draws += [_rand((n, k, k), g, x.device, torch.float64) for _ in range(3)]
         k *= 2
     return (tuple(draws),)
 
@@ -848,7 +849,9 @@ def _frost_draws(x, c, g):
 
 def _snow_draws(x, c, g):
     n, _, h, w = x.shape
-    layer = _randn((n, 1, h, w), g, x.device) * c[1] + c[0]
+    # float64 normals, as numpy's: the CPU path zooms and thresholds the layer in float64
+    layer = torch.randn((n, 1, h, w), generator=g, device=x.device, dtype=torch.float64)
+    layer = layer * c[1] + c[0]
     return layer, _uniform_angles(n, -135.0, -45.0, g, x.device)
 
 
@@ -1004,6 +1007,8 @@ def corrupt_batch(
     check_name(name)
     check_severity(severity)
     _check_inputs(images, generator)
+    if images.shape[0] == 0:  # nothing to corrupt (several steps assume an image)
+        return images.clone()
     x = images.contiguous()
     with torch.no_grad(), _full_precision_matmul():
         if x.device.type == "cpu":

@@ -84,8 +84,7 @@ def write_figures(cfg: EvalConfig, folder: Path) -> dict[str, Path]:
     """CE bars and error-vs-severity curves (PNG + PDF) of this model and the --compare ones."""
     from .. import figures
 
-    baseline = str(cfg.baseline_c) if cfg.baseline_c is not None else "alexnet"
-    written = figures.make_figures(folder, cfg.compare, baseline)
+    written = figures.make_figures(folder, cfg.compare)  # CE against the JSON's baseline
     return {f"figure {p.stem}.{p.suffix[1:]}": p for p in written if p.suffix == ".png"}
 
 
@@ -118,7 +117,8 @@ def summary(results: CResults, report: dict, paths: dict[str, Path]) -> str:
             lines.append(f"  relative mCE      {d['relative_mce_percent']:6.2f}")
     else:
         lines.append(
-            "  mCE                  n/a    (needs all 15 common corruptions x 5 severities)"
+            "  mCE                  n/a    (needs a CE for each of the 15 common corruptions: "
+            "all 5 severities and a usable baseline; see the notes)"
         )
     for name, path in paths.items():
         lines.append(f"  {name}: {path}")

@@ -390,7 +390,8 @@ def run_imagenet_p(cfg: EvalConfig, ctx: DistContext) -> Path | None:
     if cfg.figures:
         from .. import figures
 
-        figures.make_figures(cfg.out / cfg.model, cfg.compare, "alexnet")
+        # redraws the ImageNet-C figures too, against the baseline imagenet_c.json records
+        figures.make_figures(cfg.out / cfg.model, cfg.compare)
     return path
 
 
