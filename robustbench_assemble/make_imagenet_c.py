@@ -166,6 +166,8 @@ class Settings:
             jpeg={"quality": JPEG_QUALITY, "optimize": JPEG_OPTIMIZE},
             versions={
                 "robustbench_assemble": _version.__version__,
+                # the version string does not change between commits; the engine's code does
+                "code": _version.code_fingerprint(),
                 "Pillow": PIL.__version__,
                 "numpy": np.__version__,
                 "torch": torch.__version__,
@@ -218,9 +220,13 @@ def check_or_write_provenance(out: Path, cells: Sequence[Cell], settings: Settin
             if old.get("images") != record.get("images"):
                 atomic_write_json(path, {**old, "images": record["images"]})
             if old.get("versions") != record["versions"]:
+                was, now = old.get("versions") or {}, record["versions"]
+                changed = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
+                before = {k: was.get(k) for k in changed}
+                after = {k: now.get(k) for k in changed}
                 warnings.append(
-                    f"{path}: written with {old.get('versions')}, now {record['versions']}: "
-                    "files of this cell may come from two library versions"
+                    f"{path}: written with {before}, now {after}: files of this cell may come "
+                    "from two code or library versions (random corruptions can differ)"
                 )
         else:
             _check_unrecorded_files(out / corruption / str(severity), settings)

@@ -556,3 +556,20 @@ def test_backends_write_byte_identical_files_for_deterministic_corruptions(sampl
     assert len(files) == 3 * 5 * len(DETERMINISTIC)
     for rel in files:
         assert (tmp_path / "np" / rel).read_bytes() == (tmp_path / "t" / rel).read_bytes(), rel
+
+
+def test_resume_after_a_code_change_warns(generated: Path, sample_dir: Path, tmp_path, capsys):
+    """The package version does not change between commits, the engine's code does (today's
+    exact CPU paths changed random corruptions' pixels): a resumed cell says so."""
+    out = tmp_path / "resumed"
+    shutil.copytree(generated, out)
+    rec_path = out / "contrast" / "1.json"
+    rec = json.loads(rec_path.read_text())
+    assert len(rec["versions"]["code"]) == 16
+    rec["versions"]["code"] = "0" * 16
+    rec_path.write_text(json.dumps(rec))
+    capsys.readouterr()
+    mic.generate(sample_dir, out, corruptions=["contrast"], severities=[1], limit=4, progress=False)
+    err = capsys.readouterr().err
+    assert "warning:" in err and "'code': '0000000000000000'" in err
+    assert "two code or library versions" in err
