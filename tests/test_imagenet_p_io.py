@@ -135,6 +135,21 @@ def test_partial_with_other_settings_is_refused(mini_val, tmp_path):
                        filenames=["a/x.JPEG"], labels=[0], classes=["a"], seed=2)  # fmt: skip
 
 
+def test_partial_started_by_other_code_warns(tmp_path):
+    """Resuming a .partial after the generator's code changed may mix two versions' sequences
+    (the version string does not change between commits): a warning says so."""
+    kwargs = dict(perturbation="rotate", difficulty=1, filenames=["a/x.JPEG"], labels=[0],
+                  classes=["a"], seed=1)  # fmt: skip
+    SequenceWriter(tmp_path / "rotate.h5", **kwargs).close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # same code: no warning
+        SequenceWriter(tmp_path / "rotate.h5", **kwargs).close()
+    with h5py.File(partial_path(tmp_path / "rotate.h5"), "r+", libver="latest") as f:
+        f.attrs["code_fingerprint"] = "0" * 16
+    with pytest.warns(UserWarning, match="started by other code"):
+        SequenceWriter(tmp_path / "rotate.h5", **kwargs).close()
+
+
 def test_interrupt_while_creating_leaves_no_partial(tmp_path, monkeypatch):
     """Ctrl-C after the file exists but before its settings are written used to leave a
     .partial that every later run refused ("started with perturbation=None")."""

@@ -40,7 +40,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from .._version import __version__
+from .._version import __version__, code_fingerprint
 from ..atomic import temp_path_for
 from .codec import CODEC_ATTRS, RELEASED_CODEC
 from .params import CROP, dataset_name, num_frames
@@ -240,6 +240,15 @@ class SequenceWriter:
                     f"{self.partial} was started with {key}={stored_attr(f, key)!r}, this run "
                     f"has {key}={value!r}: delete it (or use another --out) to start over"
                 )
+        code = stored_attr(f, "code_fingerprint")
+        if code is not None and code != code_fingerprint():
+            warnings.warn(
+                f"{self.partial} was started by other code (fingerprint {code}, now "
+                f"{code_fingerprint()}): its sequences may come from two versions of the "
+                "generator; delete it to start over",
+                UserWarning,
+                stacklevel=4,
+            )
         stored = [s.decode() if isinstance(s, bytes) else s for s in f["filenames"][()]]
         if stored != self.filenames:
             raise ValueError(
@@ -307,6 +316,7 @@ class SequenceWriter:
         for key, value in self.expected.items():
             f.attrs[key] = value
         f.attrs["package_version"] = __version__
+        f.attrs["code_fingerprint"] = code_fingerprint()  # the version string is per release
         f.attrs["compression"] = f"gzip level {COMPRESSION_LEVEL}, one chunk per sequence"
         f.attrs["complete"] = False
 
