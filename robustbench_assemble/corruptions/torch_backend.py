@@ -164,19 +164,16 @@ def _motion(x: torch.Tensor, radius: float, sigma: float, angles: list[float]) -
     the other side of a rounding edge for a few values per image (3-25 of 4 test photos per
     severity, a level each; docs/FIDELITY.md).
     """
-    weights = motion_blur_kernel(radius, sigma)
-    offsets = [motion_blur_offsets(len(weights), a) for a in angles]
     if x.device.type == "cpu":
-        from ..perturbations.kernels import motion_blur_frames
+        from ..perturbations.numpy_backend import motion_blur_frames_of
 
         xn, out = x.contiguous().numpy(), np.empty(tuple(x.shape), dtype=np.uint8)
-        for i, table in enumerate(offsets):
-            pad = int(np.abs(table).max())
-            for k in range(x.shape[1]):  # a plane as a one-channel image, edge-padded
-                src = np.pad(xn[i, k].astype(np.float64), pad, mode="edge")[:, :, None]
-                motion_blur_frames(src, pad, table[None], weights, out[i, k][None, :, :, None])
+        for i, angle in enumerate(angles):
+            for k in range(x.shape[1]):  # a plane as an H x W image
+                out[i, k] = motion_blur_frames_of(xn[i, k], [(radius, sigma, angle)])[0]
         return torch.from_numpy(out)
-    return _motion_device(x, weights, offsets)
+    weights = motion_blur_kernel(radius, sigma)
+    return _motion_device(x, weights, [motion_blur_offsets(len(weights), a) for a in angles])
 
 
 def _motion_device(x: torch.Tensor, weights: np.ndarray, offsets: list) -> torch.Tensor:
@@ -305,15 +302,7 @@ def _gaussian_uint8_cpu(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def _glass_blur(x, c, g):
-    _, delta, iterations = c
-    n, _, h, w = x.shape
-    rows, cols = max(h - 2 * delta, 0), max(w - 2 * delta, 0)
-    # numpy's randint(-d, d) excludes d: offsets (dx, dy) in [-d, d-1].
-    offsets = [
-        torch.randint(-delta, delta, (n, rows, cols, 2), generator=g, device=x.device)
-        for _ in range(iterations)
-    ]
-    return _glass_apply(x, c, offsets)
+    return _glass_apply(x, c, *_glass_draws(x, c, g))
 
 
 def _glass_apply(x: torch.Tensor, c, offsets: list[torch.Tensor]) -> torch.Tensor:
@@ -408,11 +397,7 @@ def _zoom_blur(x, c, g):
 
 
 def _snow(x, c, g):
-    loc, scale = c[0], c[1]
-    n, _, h, w = x.shape
-    layer = _randn((n, 1, h, w), g, x.device) * scale + loc
-    angles = _uniform_angles(n, -135.0, -45.0, g, x.device)
-    return _snow_apply(x, c, layer, angles)
+    return _snow_apply(x, c, *_snow_draws(x, c, g))
 
 
 def _snow_apply(x: torch.Tensor, c, layer: torch.Tensor, angles: list[float]) -> torch.Tensor:
@@ -751,10 +736,7 @@ def _cv2_jpeg_is_pillows(quality: int) -> bool:
 
 
 def _spatter(x, c, g):
-    loc, scale = c[0], c[1]
-    n, _, h, w = x.shape
-    liquid = torch.randn((n, 1, h, w), generator=g, device=x.device, dtype=torch.float64)
-    return _spatter_apply(x, c, liquid * scale + loc)
+    return _spatter_apply(x, c, *_spatter_draws(x, c, g))
 
 
 def _spatter_apply(x: torch.Tensor, c, liquid: torch.Tensor) -> torch.Tensor:
@@ -849,8 +831,10 @@ def _frost_draws(x, c, g):
 
 def _snow_draws(x, c, g):
     n, _, h, w = x.shape
-    # float64 normals, as numpy's: the CPU path zooms and thresholds the layer in float64
-    layer = torch.randn((n, 1, h, w), generator=g, device=x.device, dtype=torch.float64)
+    # float64 normals on the CPU, as numpy's (that path replays the reference exactly);
+    # float32 on accelerators
+    dtype = torch.float64 if x.device.type == "cpu" else DTYPE
+    layer = torch.randn((n, 1, h, w), generator=g, device=x.device, dtype=dtype)
     layer = layer * c[1] + c[0]
     return layer, _uniform_angles(n, -135.0, -45.0, g, x.device)
 
@@ -865,9 +849,11 @@ def _fog_from_uniforms(x, c, uniforms):
     n, _, h, w = x.shape
     mapsize = max(256, 1 << (max(h, w) - 1).bit_length())
     if x.device.type == "cpu":  # the reference's float64 map and blend, compiled, per image
-        packed = np.concatenate([u.reshape(n, -1).numpy() for u in uniforms], axis=1)
+        packed = np.concatenate(
+            [u.reshape(n, -1).numpy() for u in uniforms], axis=1, dtype=np.float64
+        )
         plasma = np.empty((n, mapsize, mapsize))
-        ck.plasma_fractal(packed.astype(np.float64), float(c[1]), 0, n, plasma)
+        ck.plasma_fractal(packed, float(c[1]), 0, n, plasma)
         out = np.empty(tuple(x.shape), dtype=np.uint8)
         ck.fog_blend(x.contiguous().numpy(), plasma, float(c[0]), 0, n, out)
         return torch.from_numpy(out)

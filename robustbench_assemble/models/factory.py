@@ -200,14 +200,8 @@ def create_model(
             )
     if weight_file is not None:
         load_weights(model, weight_file, strict=strict)
-        if preprocessing is None:
-            pre = (
-                _file_preprocessing(_entry(name), weight_file)
-                if name in registered()
-                else external.torchvision_file_preprocessing(base, weight_file)
-                if name.startswith(TORCHVISION_PREFIX)
-                else pre
-            )
+        if preprocessing is None and not name.startswith(TIMM_PREFIX):
+            pre = get_preprocessing(name, weight_file)  # a hub-named torchvision file: its recipe
 
     model.eval()
     model.preprocessing = preprocessing or pre
