@@ -20,6 +20,7 @@ a measured AlexNet (``results/alexnet/imagenet_c.json`` / ``imagenet_p.json``).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -27,7 +28,14 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from .corruptions.params import COMMON, CORRUPTIONS, SEVERITIES, check_name
-from .perturbation_names import P_TEST, P_VALIDATION, PERTURBATIONS, check_perturbation, is_noise
+from .perturbation_names import (
+    P_TEST,
+    P_VALIDATION,
+    PERTURBATIONS,
+    check_perturbation,
+    is_noise,
+    parse_dataset_name,
+)
 
 __all__ = [
     "ALEXNET_ERRORS",
@@ -365,10 +373,10 @@ def relative_mce_19(
 
 def _noise_flag(noise: bool | str) -> bool:
     if isinstance(noise, str):
-        base, sep, suffix = noise.rpartition("_")
-        if sep and suffix in ("2", "3") and base in PERTURBATIONS and is_noise(base):
-            return True  # the release's dataset names of noise difficulties 2 and 3
-        return is_noise(noise)
+        if noise not in PERTURBATIONS:  # the release's dataset names: gaussian_noise_2
+            with contextlib.suppress(ValueError):
+                return is_noise(parse_dataset_name(noise)[0])
+        return is_noise(noise)  # an unknown name raises, listing the 14
     if isinstance(noise, (bool, np.bool_)):
         return bool(noise)
     raise ValueError(f"noise must be a bool or a perturbation name, got {noise!r}")

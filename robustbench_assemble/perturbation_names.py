@@ -47,3 +47,16 @@ def check_perturbation(name: str) -> str:
             f"unknown perturbation {name!r}; expected one of: {', '.join(PERTURBATIONS)}"
         )
     return name
+
+
+def parse_dataset_name(folder: str) -> tuple[str, int]:
+    """The release's dataset (folder) name -> (perturbation, difficulty):
+    ``'gaussian_noise_2'`` -> ``('gaussian_noise', 2)``; only noise has ``_2`` / ``_3``."""
+    if folder in PERTURBATIONS:
+        return folder, 1
+    base, _, suffix = folder.rpartition("_")
+    if base in PERTURBATIONS and suffix in ("2", "3") and is_noise(base):
+        return base, int(suffix)
+    raise ValueError(
+        f"{folder!r} is not an ImageNet-P dataset name (e.g. 'rotate', 'shot_noise_2')"
+    )

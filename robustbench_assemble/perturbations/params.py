@@ -19,7 +19,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..perturbation_names import DIFFICULTIES, P_TEST, P_VALIDATION, PERTURBATIONS
+from ..perturbation_names import (
+    DIFFICULTIES,
+    P_TEST,
+    P_VALIDATION,
+    PERTURBATIONS,
+    parse_dataset_name,  # noqa: F401  (re-exported: its home is the vocabulary module)
+)
 
 # The names and the test/validation split have one home, shared with ``metrics``.
 TEST_PERTURBATIONS: tuple[str, ...] = P_TEST
@@ -179,18 +185,6 @@ def dataset_name(name: str, difficulty: int = 1) -> str:
     """The release's folder name: ``name``, ``name_2`` or ``name_3`` (noise only for 2 and 3)."""
     d = source_difficulty(name, difficulty)
     return name if d == 1 else f"{name}_{d}"
-
-
-def parse_dataset_name(folder: str) -> tuple[str, int]:
-    """Inverse of :func:`dataset_name`: ``'gaussian_noise_2'`` -> ``('gaussian_noise', 2)``."""
-    if folder in SCHEDULES:
-        return folder, 1
-    base, _, suffix = folder.rpartition("_")
-    if base in SCHEDULES and suffix in ("2", "3") and is_noise(base):
-        return base, int(suffix)
-    raise ValueError(
-        f"{folder!r} is not an ImageNet-P dataset name (e.g. 'rotate', 'shot_noise_2')"
-    )
 
 
 def resolve_names(names: Iterable[str] | str | None) -> tuple[str, ...]:
