@@ -9,7 +9,8 @@
 # PYTEST_TARGETS the test files of pytest_gpu (default tests/), WORKERS the loader workers
 # eval_throughput sweeps, DECODE and BUFFERS its --decode and --buffers lists (default: all of
 # them), MEM_SIZES its --mem-sizes (default 100,200; empty skips the memory probe);
-# REAL_WORKERS and REAL_BUFFERS those of eval_realsize (default 10 and reuse,fresh).
+# REAL_WORKERS and REAL_BUFFERS those of eval_realsize (default 10 and reuse,fresh), REAL_TIMEOUT
+# its time limit in seconds (default 300).
 set -u
 DATA="${DATA:-../shared/data/imagenet-sample/val}"
 OUT="${OUT:-./gpu_logs}"
@@ -44,7 +45,7 @@ run eval_throughput 300 python3 benchmarks/eval_throughput.py --data "$DATA" --d
   --mem-sizes "${MEM_SIZES-100,200}" --decode "${DECODE:-cpu,pil,gpu}" ${BUFFERS:+--buffers "$BUFFERS"}
 # the goal's measurement at a real run's size: one loader over 5 cells of 50,000 images
 # (250 frames read 1,000 times), so its start-up weighs what it weighs in a run
-run eval_realsize 300 python3 benchmarks/eval_throughput.py --data "$DATA" --device cuda \
+run eval_realsize "${REAL_TIMEOUT:-300}" python3 benchmarks/eval_throughput.py --data "$DATA" --device cuda \
   --precision bf16 --workers "${REAL_WORKERS:-10}" --images 250 --repeat 1000 --cells 5 \
   --mem-sizes "" --decode cpu --buffers "${REAL_BUFFERS:-reuse,fresh}"
 run perturbations 90 python3 benchmarks/perturbations.py --images 16 --device cuda --batch 16 \
