@@ -99,11 +99,17 @@ def atomic_write_json(
     atomic_write_text(path, text, fsync=fsync)
 
 
+class OutputError(OSError):
+    """An output file or folder could not be written (read-only disk, a file where a folder
+    belongs, disk full...): a user-facing error whose message names the path."""
+
+
 def check_output_folder(path: str | os.PathLike, flag: str = "--out") -> Path:
     """``path`` as an output folder that exists or can be made, else an error naming ``flag``.
 
     Checked before any work: a file at ``path``, or at a folder above it, would otherwise
-    surface as a bare ``[Errno 20] Not a directory`` from deep inside a long run.
+    surface as a bare ``[Errno 20] Not a directory`` from deep inside a long run, and a
+    read-only folder as an ``[Errno 30]`` traceback at the first write.
     """
     path = Path(path)
     for folder in (path, *path.parents):
@@ -111,8 +117,39 @@ def check_output_folder(path: str | os.PathLike, flag: str = "--out") -> Path:
             if not folder.is_dir():
                 what = "exists" if folder == path else f"{folder} exists"
                 raise NotADirectoryError(f"{flag} {path}: {what} and is not a folder")
+            # access() answers False on a read-only file system even for root
+            if not os.access(folder, os.W_OK | os.X_OK):
+                where = "" if folder == path else f" (in {folder})"
+                raise OutputError(
+                    f"{flag} {path}: cannot write there{where}: read-only or no permission"
+                )
             break
     return path
+
+
+def check_outside(out: str | os.PathLike, src: str | os.PathLike, out_flag: str = "--out",
+                  src_flag: str = "--src") -> None:  # fmt: skip
+    """Refuse an output folder at or inside the source folder: a later run would index the
+    generated folders as class folders of the source and corrupt its own output again."""
+    out_r, src_r = Path(out).resolve(), Path(src).resolve()
+    if out_r == src_r or src_r in out_r.parents:
+        raise ValueError(
+            f"{out_flag} {out} is inside {src_flag} {src}: a later run would read the generated "
+            f"folders as class folders; choose an {out_flag} outside {src_flag}"
+        )
+
+
+@contextlib.contextmanager
+def output_errors(path: str | os.PathLike) -> Iterator[None]:
+    """Re-raise an OSError of writing ``path`` as :class:`OutputError` naming it."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
+        raise OutputError(f"cannot write {path}: {reason}{where}") from None
 
 
 def remove_temp_files(folder: str | os.PathLike, *, recursive: bool = True) -> list[Path]:

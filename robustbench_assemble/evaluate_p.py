@@ -181,46 +181,49 @@ def evaluate_imagenet_p(
     diffs = resolve_difficulties(difficulties)
     cache = Path(cache_dir) if cache_dir is not None else None
     results: dict[tuple[str, int], dict] = {}
+    plan = []
     for name in names:
         by_source: dict[int, list[int]] = {}
         for d in diffs:
             by_source.setdefault(source_difficulty(name, d), []).append(d)
         for src_d, scored in by_source.items():
-            dataset = open_imagenet_p(root, name, src_d, classes=classes)
-            samples = [
-                Sample(f, Path(f), label) for f, label in zip(dataset.filenames, dataset.labels)
-            ]
-            chosen = {s.relpath for s in select_subset(samples, limit)}
-            indices = [i for i, f in enumerate(dataset.filenames) if f in chosen]
-            filenames = [dataset.filenames[i] for i in indices]
-            where = str(getattr(dataset, "path", None) or dataset.folder)
-            source = f"{where}|{dataset.fingerprint}"  # a regenerated file is not its cache
-            cache_file = _cache_file(cache, name, src_d) if cache is not None else None
-            top5 = _load_cache(cache_file, filenames, source) if cache_file else None
-            if top5 is None:
-                _, top5 = predict_videos(
-                    model,
-                    dataset,
-                    indices,
-                    device=device,
-                    precision=precision,
-                    batch_size=batch_size,
-                    workers=workers,
-                    resize_policy=resize_policy,
-                    progress=progress,
-                    desc=dataset_name(name, src_d),
-                )
-                if cache_file is not None:
-                    _save_cache(cache_file, top5, filenames, source)
-            for d in scored:
-                stride = 1 if is_noise(name) else d
-                results[(name, d)] = {
-                    "flip_probability": flip_probability(top5[..., 0], name, stride),
-                    "top5_distance": top5_distance(top5, name, stride),
-                    "n_videos": len(indices),
-                    "frames_per_video": int(top5.shape[1]),
-                    "source": where,
-                    "codec": dataset.codec,
-                    "origin": dataset.origin,
-                }
+            # every dataset is opened before the first is evaluated: a missing one (say
+            # gaussian_noise_3) is an error now, not after minutes of evaluating the others
+            plan.append((name, src_d, scored, open_imagenet_p(root, name, src_d, classes=classes)))
+    for name, src_d, scored, dataset in plan:
+        samples = [Sample(f, Path(f), label) for f, label in zip(dataset.filenames, dataset.labels)]
+        chosen = {s.relpath for s in select_subset(samples, limit)}
+        indices = [i for i, f in enumerate(dataset.filenames) if f in chosen]
+        filenames = [dataset.filenames[i] for i in indices]
+        where = str(getattr(dataset, "path", None) or dataset.folder)
+        source = f"{where}|{dataset.fingerprint}"  # a regenerated file is not its cache
+        cache_file = _cache_file(cache, name, src_d) if cache is not None else None
+        top5 = _load_cache(cache_file, filenames, source) if cache_file else None
+        if top5 is None:
+            _, top5 = predict_videos(
+                model,
+                dataset,
+                indices,
+                device=device,
+                precision=precision,
+                batch_size=batch_size,
+                workers=workers,
+                resize_policy=resize_policy,
+                progress=progress,
+                desc=dataset_name(name, src_d),
+            )
+            if cache_file is not None:
+                _save_cache(cache_file, top5, filenames, source)
+        getattr(dataset, "close", lambda: None)()  # this process's file handle, if opened
+        for d in scored:
+            stride = 1 if is_noise(name) else d
+            results[(name, d)] = {
+                "flip_probability": flip_probability(top5[..., 0], name, stride),
+                "top5_distance": top5_distance(top5, name, stride),
+                "n_videos": len(indices),
+                "frames_per_video": int(top5.shape[1]),
+                "source": where,
+                "codec": dataset.codec,
+                "origin": dataset.origin,
+            }
     return results

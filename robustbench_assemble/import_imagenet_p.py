@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .atomic import OutputError, check_output_folder, check_outside
 from .datasets.imagenet_p import MP4Sequences, available_datasets, read_mp4
 from .perturbations import resolve_difficulties, resolve_names
 from .perturbations.codec import RELEASED_CODEC
@@ -54,8 +55,8 @@ def import_tree(
     src, out = Path(src), Path(out)
     if not src.is_dir():
         raise FileNotFoundError(f"--src {src}: folder does not exist")
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out {out}: exists and is not a folder")
+    check_output_folder(out)
+    check_outside(out, src)
     if workers < 0:
         raise ValueError(f"--workers must be >= 0, got {workers}")
     names = set(resolve_names(perturbations))
@@ -104,13 +105,29 @@ def build_parser() -> argparse.ArgumentParser:
         description="Convert the released ImageNet-P MP4 files into HDF5.",
     )
     p.add_argument("--src", required=True, help="the extracted ImageNet-P folder (MP4 tree)")
-    p.add_argument("--out", required=True, help="output folder for <perturbation>[_d].h5")
+    p.add_argument(
+        "--out",
+        default="perturbations",
+        help="output folder for <perturbation>[_d].h5 (default: ./perturbations)",
+    )
     p.add_argument(
         "--perturbations", nargs="+", default=["all"], help="names or all/test/validation"
     )
-    p.add_argument("--difficulties", nargs="+", type=int, default=[1, 2, 3])
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="decoder processes")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--difficulties",
+        nargs="+",
+        type=int,
+        default=[1, 2, 3],
+        help="difficulties to import (default: 1 2 3; noise difficulties 2 and 3 are their own "
+        "<name>_2 / <name>_3 datasets, the other perturbations have difficulty 1 only)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="decoder processes (default: all CPU cores)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
@@ -125,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers,
             progress=not args.no_progress,
         )
-    except (ValueError, FileNotFoundError, NotADirectoryError) as exc:
+    except (ValueError, FileNotFoundError, NotADirectoryError, RuntimeError, OutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -73,7 +73,15 @@ import numpy as np
 from PIL import Image
 
 from . import _version
-from .atomic import atomic_write_json, atomic_writer, check_output_folder, remove_temp_files
+from .atomic import (
+    OutputError,
+    atomic_write_json,
+    atomic_writer,
+    check_output_folder,
+    check_outside,
+    output_errors,
+    remove_temp_files,
+)
 from .corruptions.params import resolve_names, resolve_severities
 from .datasets.imagenet import Sample, fingerprint, index_folder, interleave_classes, select_subset
 from .datasets.imagenet_c import corrupted_relpath
@@ -125,9 +133,10 @@ def encode_jpeg(array: np.ndarray) -> bytes:
 def save_jpeg(array: np.ndarray, path: Path) -> None:
     """Encode and write atomically (temp name in the same folder, then ``os.replace``)."""
     data = encode_jpeg(array)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_writer(path) as f:
-        f.write(data)
+    with output_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_writer(path) as f:
+            f.write(data)
 
 
 # --------------------------------------------------------------------------- settings
@@ -218,7 +227,8 @@ def check_or_write_provenance(out: Path, cells: Sequence[Cell], settings: Settin
                 )
             _check_torch_batches(out / corruption / str(severity), old, record)
             if old.get("images") != record.get("images"):
-                atomic_write_json(path, {**old, "images": record["images"]})
+                with output_errors(path):
+                    atomic_write_json(path, {**old, "images": record["images"]})
             if old.get("versions") != record["versions"]:
                 was, now = old.get("versions") or {}, record["versions"]
                 changed = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
@@ -230,8 +240,9 @@ def check_or_write_provenance(out: Path, cells: Sequence[Cell], settings: Settin
                 )
         else:
             _check_unrecorded_files(out / corruption / str(severity), settings)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(path, record)
+            with output_errors(path):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_json(path, record)
     return warnings
 
 
@@ -345,7 +356,7 @@ def _run_job(job: _Job) -> tuple[int, int, str | None]:
 
     out = Path(job.out)
     todo = [(c, s, output_path(out, job.relpath, c, s)) for c, s in job.cells]
-    todo = [t for t in todo if not t[2].exists()]
+    todo = [t for t in todo if not t[2].is_file()]  # a folder there: an error at the write
     skipped = len(job.cells) - len(todo)
     if not todo:
         return 0, skipped, None
@@ -472,7 +483,7 @@ def _torch_batch(batch, cells, out, settings, threads, strict, summary, bar) -> 
     from .corruptions import corrupt_batch
 
     missing = {
-        cell: {i for i, x in enumerate(batch) if not output_path(out, x.relpath, *cell).exists()}
+        cell: {i for i, x in enumerate(batch) if not output_path(out, x.relpath, *cell).is_file()}
         for cell in cells
     }
     if not any(missing.values()):
@@ -542,9 +553,9 @@ def generate(
     src, out = Path(src), Path(out)
     backend = backend or ("torch" if _device_kind(device) == "cuda" else "numpy")
     if backend not in ("numpy", "torch"):
-        raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
+        raise ValueError(f"--backend must be 'numpy' or 'torch', got {backend!r}")
     if _device_kind(device) not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}")
+        raise ValueError(f"--device must be 'cpu' or 'cuda[:N]', got {device!r}")
     if backend == "numpy" and _device_kind(device) != "cpu":
         raise ValueError("the numpy backend runs on the CPU; use --backend torch for --device cuda")
     if _device_kind(device) == "cuda":
@@ -567,6 +578,7 @@ def generate(
     if geometry not in GEOMETRIES:
         raise ValueError(f"--geometry must be one of {', '.join(GEOMETRIES)}, got {geometry!r}")
 
+    check_outside(out, src)
     _, samples = index_folder(src)
     samples = select_subset(samples, limit)
     cells = [(c, int(s)) for c in corruptions for s in severities]
@@ -697,7 +709,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             crop=args.crop,
             geometry=args.geometry,
         )
-    except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
+    except (FileNotFoundError, NotADirectoryError, ValueError, OutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(summary.text(), file=sys.stderr)

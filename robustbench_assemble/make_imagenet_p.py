@@ -39,7 +39,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from .atomic import check_output_folder
+from .atomic import OutputError, check_output_folder, check_outside
 from .datasets.imagenet import index_folder, select_subset
 from .images import load_rgb
 from .perturbations import make_sequence, resolve_difficulties, resolve_names, sequence_seed
@@ -179,6 +179,7 @@ def generate(
     names = resolve_names(perturbations)
     diffs = resolve_difficulties(difficulties)
     check_output_folder(out)
+    check_outside(out, src)
     classes, samples = index_folder(src)
     samples = select_subset(samples, limit)
     out = Path(out)
@@ -225,7 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Generate ImageNet-P sequences from an ImageNet val folder into HDF5.",
     )
     p.add_argument("--src", required=True, help="val folder laid out as <wnid>/<file>.JPEG")
-    p.add_argument("--out", required=True, help="output folder for <perturbation>[_d].h5")
+    p.add_argument(
+        "--out",
+        default="perturbations",
+        help="output folder for <perturbation>[_d].h5 (default: ./perturbations)",
+    )
     p.add_argument(
         "--perturbations",
         nargs="+",
@@ -243,7 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
     p.add_argument(
-        "--workers", type=int, default=os.cpu_count() or 1, help="producer processes (0: none)"
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="producer processes (0: none; default: all CPU cores)",
     )
     p.add_argument(
         "--limit", type=int, default=None, help="first N images of the class-interleaved subset"
@@ -254,7 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="cpu (default) or cuda: GPU for the perturbations with a torch path",
     )
     p.add_argument(
-        "--batch-size", type=int, default=16, help="images per GPU call with --device cuda"
+        "--batch-size",
+        type=int,
+        default=16,
+        help="images per GPU call with --device cuda (default 16)",
     )
     p.add_argument(
         "--codec",
@@ -284,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_size=args.batch_size,
             codec=args.codec,
         )
-    except (ValueError, FileNotFoundError, NotADirectoryError, RuntimeError) as exc:
+    except (ValueError, FileNotFoundError, NotADirectoryError, RuntimeError, OutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -120,8 +120,10 @@ ALEXNET_FLIP_PROBABILITIES: dict[str, float] = {
 
 #: How to produce the measured AlexNet baseline that mT5D (and non-difficulty-1 mFR) needs.
 BASELINE_HOWTO = (
-    "measure torchvision AlexNet on the same ImageNet-P data with "
-    "`python -m robustbench_assemble.eval --model alexnet --imagenet-p DIR` and pass "
+    "measure a trained torchvision AlexNet on the same ImageNet-P data with "
+    "`python -m robustbench_assemble.eval --model alexnet --weights alexnet.pth --imagenet-p DIR` "
+    "(alexnet.pth: torchvision's IMAGENET1K_V1 file, e.g. alexnet-owt-7be5be79.pth; without "
+    "--weights AlexNet is randomly initialised) and pass "
     "`--baseline results/alexnet` (in Python: baseline='results/alexnet/imagenet_p.json', or "
     "a mapping perturbation -> value)"
 )

@@ -392,6 +392,7 @@ def test_smoke_sample_quick(tmp_path):
     assert "on the fly (corrupt_batch)" not in report["footnote"]  # said once, by the smoke note
     details = report["details"]
     assert details["config"]["smoke_sample"] is True
+    assert details["notes"][0].startswith("SMOKE SAMPLE")  # the notes repeat the footnote
     assert details["clean"]["n"] == 5
     assert details["cells"]["contrast"]["5"]["n"] == 5
     # the pretrained model recognises at least 3 of the 5 hand-labelled photos

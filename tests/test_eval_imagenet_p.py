@@ -93,15 +93,23 @@ def test_cli_imagenet_p_matches_direct_evaluation(lite0, tmp_path):
 
 
 @pytest.mark.slow
-def test_self_baseline_gives_mfr_and_mt5d_100(lite0, tmp_path):
+def test_self_baseline_gives_mfr_and_mt5d_100(lite0, tmp_path, capsys):
     """All 10 test perturbations; normalising a model by its own measured results gives 100."""
     val = _mini_val(tmp_path / "val", 4)
     generate(val, tmp_path / "p", perturbations=list(P_TEST), difficulties=[1], seed=0,
              progress=False)  # fmt: skip
     base = tmp_path / "base"
+    capsys.readouterr()
     assert _run(["--model", MODEL, "--imagenet-p", str(tmp_path / "p"), "--out", str(base)]) == 0
     first = json.loads((base / MODEL / "imagenet_p.json").read_text())
     assert first["mt5d"] is None  # no measured baseline: mT5D cannot be normalised
+    # the terminal summary: every perturbation's FP, mFR against AlexNet, mT5D n/a and why
+    printed = capsys.readouterr().out
+    fp = first["details"]["cells"]["gaussian_noise"]["1"]["flip_probability"]
+    assert "gaussian_noise" in printed and f"{fp:.4f}" in printed
+    assert f"mFR               {float(first['mfr']):6.2f}" in printed
+    assert "mT5D                 n/a    (see the notes)" in printed
+    assert "measured AlexNet baseline" in printed  # the note saying why
     baseline = base / MODEL / "imagenet_p.json"
     out = tmp_path / "out"
     argv = ["--model", MODEL, "--imagenet-p", str(tmp_path / "p"), "--out", str(out)]
@@ -112,6 +120,10 @@ def test_self_baseline_gives_mfr_and_mt5d_100(lite0, tmp_path):
         pytest.skip("a perturbation without flips on 4 videos: ratios undefined")
     assert float(report["mfr"]) == pytest.approx(100.0)
     assert float(report["mt5d"]) == pytest.approx(100.0)
+    printed = capsys.readouterr().out
+    assert "mFR               100.00" in printed and "mT5D              100.00" in printed
+    # a measured baseline of another model is flagged on the terminal, not only in the JSON
+    assert f"WARNING: the baseline {baseline} is a measured {MODEL!r} result" in printed
 
 
 def test_cli_difficulties_flag(lite0, tmp_path):

@@ -150,6 +150,25 @@ def test_partial_started_by_other_code_warns(tmp_path):
         SequenceWriter(tmp_path / "rotate.h5", **kwargs).close()
 
 
+def test_a_second_writer_of_the_same_dataset_is_refused(tmp_path):
+    """Two runs into one --out: the second used to take the first's open .partial for a killed
+    writer's, salvage it and delete it under the first (which then died at its rename)."""
+    from robustbench_assemble.perturbations.storage import WriterBusyError
+
+    kwargs = dict(perturbation="rotate", difficulty=1, filenames=["a/x.JPEG"], labels=[0],
+                  classes=["a"], seed=1)  # fmt: skip
+    first = SequenceWriter(tmp_path / "rotate.h5", **kwargs)
+    with pytest.raises(WriterBusyError, match="another process is writing it"):
+        SequenceWriter(tmp_path / "rotate.h5", **kwargs)
+    assert partial_path(tmp_path / "rotate.h5").exists()  # the first's file untouched
+    other = SequenceWriter(tmp_path / "tilt.h5", **dict(kwargs, perturbation="tilt"))
+    other.close()  # another dataset in the same folder: no conflict
+    first.write(0, np.zeros((31, 224, 224, 3), np.uint8))
+    assert first.finish() == tmp_path / "rotate.h5"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rotate.h5", "tilt.h5.partial"]
+    SequenceWriter(tmp_path / "tilt.h5", **dict(kwargs, perturbation="tilt")).close()
+
+
 def test_interrupt_while_creating_leaves_no_partial(tmp_path, monkeypatch):
     """Ctrl-C after the file exists but before its settings are written used to leave a
     .partial that every later run refused ("started with perturbation=None")."""
@@ -450,6 +469,15 @@ def test_flip_probability_end_to_end(mini_val, tmp_path):
                                 cache_dir=tmp_path / "cache", progress=False)  # fmt: skip
     assert again[("translate", 2)] == res[("translate", 2)]
     shutil.rmtree(tmp_path / "cache")
+
+    # a missing dataset (no gaussian_noise_2.h5 here) is an error before any model call
+    class Uncallable(torch.nn.Module):
+        def forward(self, x):
+            raise AssertionError("the model ran before the missing dataset was found")
+
+    with pytest.raises(FileNotFoundError, match="gaussian_noise"):
+        evaluate_imagenet_p(Uncallable(), tmp_path, perturbations=["translate", "gaussian_noise"],
+                            difficulties=[1, 2], progress=False)  # fmt: skip
 
 
 @pytest.mark.parametrize("name", ["rotate", "gaussian_noise"])

@@ -389,7 +389,7 @@ def test_strict_stops_at_first_bad_file(odd_src: Path, tmp_path: Path) -> None:
         (["--corruptions", "fogg"], "unknown corruption 'fogg'"),
         (["--limit", "0"], "--limit"),
         (["--workers", "-1"], "--workers"),
-        (["--device", "tpu"], "device"),
+        (["--device", "tpu"], "--device must be"),
         (["--backend", "numpy", "--device", "cuda"], "numpy backend"),
         (["--crop", "16"], "--crop must be >= 32"),
         (["--resize", "200", "--crop", "224"], "--resize (200) must be >= --crop (224)"),
@@ -416,6 +416,54 @@ def test_bad_src_folders(tmp_path: Path, capsys) -> None:
     assert mic.main(["--src", str(flat), *out]) == 2
     assert "n01440764 holds no image files" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_unwritable_outputs_are_user_errors_naming_the_path(
+    odd_src: Path, tmp_path: Path, capsys, workers
+) -> None:
+    """A file where a class folder belongs, or a folder at a file's name: exit status 2 and one
+    line naming the path (was a FileExistsError traceback, or the folder counted as 'already
+    there'), also from worker processes."""
+    argv = ["--src", str(odd_src), "--corruptions", "contrast", "--severities", "1",
+            "--workers", workers, "--no-progress"]  # fmt: skip
+    blocked = tmp_path / "a" / "contrast" / "1" / "n00000001"
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("not a folder")
+    assert mic.main([*argv, "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "error: cannot write" in err and "n00000001" in err and "Traceback" not in err
+    folder = tmp_path / "b" / "contrast" / "1" / "n00000003" / "fine.JPEG"
+    folder.mkdir(parents=True)
+    assert mic.main([*argv, "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write {folder}" in err and "Is a directory" in err
+
+
+def test_out_inside_src_is_refused(odd_src: Path, capsys) -> None:
+    """--out inside --src: a rerun would index the output as class folders and corrupt it again."""
+    out = odd_src / "c"
+    argv = ["--src", str(odd_src), "--out", str(out), "--corruptions", "contrast",
+            "--severities", "1", "--workers", "0", "--no-progress"]  # fmt: skip
+    assert mic.main(argv) == 2
+    assert "is inside --src" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_read_only_output_folder_is_refused_up_front(tmp_path: Path, monkeypatch) -> None:
+    """A read-only --out (os.access says no; root on a read-only mount too) fails before any
+    work with the path, not with an [Errno 30] traceback at the first write."""
+    from robustbench_assemble.atomic import OutputError, check_output_folder
+
+    real = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: False if Path(p) == tmp_path else real(p, mode)
+    )
+    with pytest.raises(OutputError, match=r"--out .*new/sub: cannot write there \(in .*\)"):
+        check_output_folder(tmp_path / "new" / "sub")
+    with pytest.raises(OutputError, match="cannot write there: read-only"):
+        check_output_folder(tmp_path, "--out")
+    check_output_folder(tmp_path.parent)  # writable: fine
 
 
 # --------------------------------------------------------------------------- torch backend

@@ -399,6 +399,35 @@ def test_p_report_with_published_fps_and_no_t5d_baseline(tmp_path):
     assert list(frame.columns) == list(reporting.TIDY_P_COLUMNS) and len(frame) == 14
 
 
+def test_p_terminal_summary_flags_an_untrained_baseline(tmp_path):
+    """The CLI's ImageNet-P table: FP / FR / T5D per perturbation, mFR and mT5D, and a measured
+    baseline with random weights flagged on the terminal (not only in the JSON's notes)."""
+    from robustbench_assemble.eval.report import p_summary
+
+    untrained = dict(CONFIG, trained_weights=False)
+    alex = reporting.build_imagenet_p_report(
+        "alexnet", p_results(1.0, 4.0), untrained, VERSIONS, "fp"
+    )
+    path = reporting.write_imagenet_p_json(tmp_path / "alexnet" / "imagenet_p.json", alex)
+    model = reporting.build_imagenet_p_report(
+        "m", p_results(0.5, 3.0), CONFIG, VERSIONS, "fp", fp_baseline="alexnet", t5d_baseline=path
+    )
+    text = p_summary(model, tmp_path / "m.json")
+    assert "mFR                50.00" in text and "mT5D               75.00" in text
+    fp = metrics.ALEXNET_FLIP_PROBABILITIES["tilt"] * 0.5
+    assert any(
+        line.split() == ["tilt", f"{fp:.4f}", "50.00", "3.0000", "75.00"]
+        for line in text.splitlines()
+    )
+    assert f"WARNING: the baseline {path} was measured with UNTRAINED weights" in text
+    assert text.count("UNTRAINED weights (random init)") == 1  # not repeated as a plain note
+    # no baseline: mT5D n/a, and the notes say what is missing
+    bare = reporting.build_imagenet_p_report("m", p_results(0.5, 3.0), CONFIG, VERSIONS, "fp")
+    text = p_summary(bare, tmp_path / "m.json")
+    assert "mT5D                 n/a    (see the notes)" in text
+    assert "--weights" in text  # the recipe for the measured AlexNet baseline
+
+
 def test_p_report_with_measured_alexnet_baseline_file(tmp_path):
     alex = reporting.build_imagenet_p_report(
         "alexnet", p_results(1.0, 4.0, (1, 2)), CONFIG, VERSIONS, "fp"

@@ -170,7 +170,7 @@ def select_subset(samples: Sequence[Sample], limit: int | None) -> list[Sample]:
     if limit is None:
         return sorted(samples, key=lambda s: s.relpath)
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
+        raise ValueError(f"limit (--limit) must be a positive integer or None, got {limit!r}")
     chosen = interleave_classes(samples)[:limit]
     return sorted(chosen, key=lambda s: s.relpath)
 

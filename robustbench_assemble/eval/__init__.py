@@ -16,16 +16,25 @@ embedded sample), :mod:`.modelio` (model + input pipeline), :mod:`.loop` (one ce
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 
+from ..atomic import OutputError
 from ..images import ImageReadError
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 2
 
 #: Exceptions that mean "bad input" (exit 2, one line), not "bug" (traceback).
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, ImageReadError)
+USER_ERRORS = (
+    ValueError,
+    FileNotFoundError,
+    NotADirectoryError,
+    PermissionError,
+    ImageReadError,
+    OutputError,
+)
 
 
 def user_message(exc: BaseException) -> str:
@@ -90,9 +99,9 @@ def _run(cfg, ctx) -> int:
     if cfg.imagenet_p is not None:
         from .runner import run_imagenet_p
 
-        paths = run_imagenet_p(cfg, ctx)
-        if ctx.is_main and paths:
-            print(f"ImageNet-P results: {paths}")
+        path = run_imagenet_p(cfg, ctx)
+        if ctx.is_main and path:
+            print(report.p_summary(json.loads(path.read_text()), path))
     return EXIT_OK
 
 

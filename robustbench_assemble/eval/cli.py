@@ -27,6 +27,7 @@ from ..atomic import check_output_folder
 from ..corruptions.params import resolve_names, resolve_severities
 from ..images import JPEG_QUALITY
 from ..models.registry import RESIZE_BACKENDS
+from ..models.transforms import RESIZE_POLICIES
 from ..threads import available_cores
 from .loop import PRECISIONS
 from .sources import DECODERS, SOURCES
@@ -98,6 +99,17 @@ class _ListModels(argparse.Action):
         parser.exit()
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default once: argparse's ``(default: ...)`` only where the help does not
+    already say it and there is a default to show (not for None, False, [] or SUPPRESS)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, [], argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m robustbench_assemble.eval",
@@ -106,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
             "accuracy, mCE) and ImageNet-P (mFR, mT5D). Without data flags, runs the embedded "
             "smoke sample (5 photos; a pipeline check, not an ImageNet result)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument(
         "--model",
@@ -179,8 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--resize-policy",
-        help="how 224x224 ImageNet-C frames meet a model whose input size is not 224 "
-        "(default: the model's; the reference feeds the 224 frames as they are)",
+        choices=RESIZE_POLICIES,
+        help="how 224x224 ImageNet-C frames meet a model whose input size is not 224 (default: "
+        "error, i.e. refuse; with a 224 model every policy feeds the frames as they are, as the "
+        "reference does): as-is = feed the 224 frames unchanged; resize = a second resize to the "
+        "model's size; center-crop = crop (models under 224); native = corrupt val images at "
+        "the model's own size on the fly (the assembled-cnn protocol, with --source on-the-fly)",
     )
     p.add_argument(
         "--clean-resize",
@@ -193,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--decode",
         default="cpu",
         choices=DECODERS,
-        help="JPEG decoder of the ImageNet-C files: cpu = PIL on the workers (the reference's); "
+        help="JPEG decoder of the ImageNet-C files: cpu = libjpeg-turbo on the workers "
+        "(simplejpeg, PIL's pixels exactly, else PIL itself: the reference's decoder); "
         "gpu = nvjpeg on the CUDA device, batched (opt-in: its pixels are not PIL's, 30 %% of "
         "values differ, mean 0.6 levels, see docs/BENCHMARKS.md). Clean images always use PIL",
     )
@@ -239,6 +256,8 @@ def parse_args(argv: list[str] | None = None) -> EvalConfig:
         ("--imagenet-p", ns.imagenet_p),
     ):
         if path is not None and not path.is_dir():
+            if path.exists():
+                raise NotADirectoryError(f"{flag} {path}: not a folder (expected a folder)")
             raise FileNotFoundError(f"{flag} {path}: folder does not exist")
     if ns.weights is not None and not ns.weights.is_file():
         raise FileNotFoundError(f"--weights {ns.weights}: file does not exist")

@@ -36,6 +36,8 @@ def departures(results: CResults, config: dict[str, Any]) -> tuple[str | None, l
     sizes += [results.clean.n] if results.clean is not None else []
     footnote, notes = protocol_departures(config, sizes, "imagenet_c")
     smoke = SMOKE_FOOTNOTE if results.meta.get("smoke_sample") else None
+    # the notes repeat every departure of the footnote, the smoke sample's too
+    notes = [f"{smoke}."] + notes if smoke else notes
     return " ".join(t for t in (smoke, footnote) if t) or None, notes
 
 
@@ -97,7 +99,7 @@ def summary(results: CResults, report: dict, paths: dict[str, Path]) -> str:
     if not results.meta.get("trained_weights"):
         lines.append("  WARNING: untrained weights (random init): chance-level numbers")
     _, notes = departures(results, d["config"])
-    lines += [f"  {n}" for n in notes if not n.startswith("UNTRAINED")]
+    lines += [f"  {n}" for n in notes if not n.startswith(("UNTRAINED", "SMOKE SAMPLE"))]
     if results.clean is not None:
         c = results.clean
         lines.append(f"  clean top-1       {100 * c.top1:6.2f} %  ({c.correct1}/{c.n} images)")
@@ -122,6 +124,46 @@ def summary(results: CResults, report: dict, paths: dict[str, Path]) -> str:
         )
     for name, path in paths.items():
         lines.append(f"  {name}: {path}")
+    return "\n".join(lines)
+
+
+def p_summary(report: dict, path: Path) -> str:
+    """The terminal table of an ImageNet-P run: FP / FR and T5D per perturbation at difficulty
+    1, mFR and mT5D, and every note of the report (the baseline's warnings marked)."""
+    d = report["details"]
+    config = d.get("config") or {}
+    lines = [f"\n{d['model']} on ImageNet-P {config.get('imagenet_p', '')}".rstrip()]
+    if config.get("trained_weights") is False:
+        lines.append("  WARNING: untrained weights (random init): chance-level numbers")
+    warnings = {
+        n
+        for by_difficulty in (d.get("baseline") or {}).values()
+        for info in by_difficulty.values()
+        for n in baseline_notes(info)
+    }
+    lines += [f"  WARNING: {n}" for n in sorted(warnings)]
+    lines += [
+        f"  {n}" for n in d.get("notes", []) if n not in warnings and not n.startswith("UNTRAINED")
+    ]
+    rows = {p: c["1"] for p, c in d.get("cells", {}).items() if "1" in c}
+    if rows:
+        head = ("FP", 8), ("FR %", 8), ("T5D", 8), ("T5D/base %", 11)
+        lines.append(f"  {'difficulty 1':18s} " + " ".join(f"{h:>{w}s}" for h, w in head))
+
+    def fmt(value, spec: str, width: int) -> str:
+        return f"{value:{width}{spec}}" if value is not None else f"{'n/a':>{width}s}"
+
+    for name, c in rows.items():
+        lines.append(
+            f"  {name:18s} {fmt(c['flip_probability'], '.4f', 8)} "
+            f"{fmt(c['flip_rate_percent'], '.2f', 8)} {fmt(c['top5_distance'], '.4f', 8)} "
+            f"{fmt(c['t5d_ratio_percent'], '.2f', 11)}"
+        )
+    for key, label in (("mfr_percent", "mFR"), ("mt5d_percent", "mT5D")):
+        value = d.get(key)
+        text = f"{value:6.2f}" if value is not None else "   n/a    (see the notes)"
+        lines.append(f"  {label:17s} {text}")
+    lines.append(f"  results: {path}")
     return "\n".join(lines)
 
 

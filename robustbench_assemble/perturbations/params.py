@@ -167,7 +167,7 @@ def check_difficulty(difficulty: int) -> int:
         or not isinstance(difficulty, int)
         or difficulty not in DIFFICULTIES
     ):
-        raise ValueError(f"difficulty must be 1, 2 or 3, got {difficulty!r}")
+        raise ValueError(f"difficulty (--difficulties) must be 1, 2 or 3, got {difficulty!r}")
     return difficulty
 
 

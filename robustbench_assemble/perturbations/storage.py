@@ -173,10 +173,52 @@ def write_sequences(
         writer.close()
 
 
+class WriterBusyError(RuntimeError):
+    """Another process is writing the same dataset (its lock is held)."""
+
+
+def _lock(path: Path) -> tuple[int, Path] | None:
+    """An exclusive lock on ``.<name>.lock`` next to ``path``, held by this process until
+    :func:`_unlock` (which deletes the lock file): two runs writing one dataset would each
+    reopen (or salvage and delete) the other's ``.partial`` file. The operating system drops
+    the lock when a process dies, so a killed run leaves no stale lock. None where ``fcntl``
+    does not exist (not POSIX)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    lock_path = path.with_name(f".{path.name}.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise WriterBusyError(
+                f"{path}: another process is writing it (lock {lock_path}); wait for it to "
+                "finish, or use another --out"
+            ) from None
+        try:  # the holder before us may have deleted the file we locked: lock the new one
+            if os.stat(lock_path).st_ino == os.fstat(fd).st_ino:
+                return fd, lock_path
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def _unlock(lock: tuple[int, Path] | None) -> None:
+    if lock is not None:
+        fd, lock_path = lock
+        lock_path.unlink(missing_ok=True)  # while still held: nobody can lock it meanwhile
+        os.close(fd)  # closing the descriptor releases the flock
+
+
 class SequenceWriter:
     """Create or continue ``<path>.partial``; :meth:`finish` renames it to ``path``.
 
-    ``todo`` lists the sequence indices still missing (all of them for a new file).
+    ``todo`` lists the sequence indices still missing (all of them for a new file). One
+    writer per dataset at a time: a second process gets :class:`WriterBusyError`.
     """
 
     def __init__(
@@ -195,6 +237,17 @@ class SequenceWriter:
     ) -> None:
         self.path = Path(path)
         self.partial = partial_path(self.path)
+        self.file: h5py.File | None = None
+        self._lock = _lock(self.path)
+        try:
+            self._start(perturbation, difficulty, filenames, labels, classes, seed, source,
+                        generator, codec)  # fmt: skip
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, perturbation, difficulty, filenames, labels, classes, seed, source,
+               generator, codec) -> None:  # fmt: skip
         self.frames = num_frames(perturbation)
         self.expected = {
             "perturbation": perturbation,
@@ -207,7 +260,6 @@ class SequenceWriter:
             "format_version": FORMAT_VERSION,
         }
         self.filenames = list(filenames)
-        self.file: h5py.File | None = None
         salvaged: dict[int, bytes] = {}
         if self.partial.exists():
             try:
@@ -346,9 +398,13 @@ class SequenceWriter:
         with h5py.File(self.partial, "r+") as f:
             f.attrs["complete"] = True
         os.replace(self.partial, self.path)
+        self.close()
         return self.path
 
     def close(self) -> None:
+        """Close the file and release the dataset's lock (also after an error)."""
         if self.file is not None:
             self.file.close()
             self.file = None
+        _unlock(self._lock)
+        self._lock = None
