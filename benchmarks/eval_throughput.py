@@ -422,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  harness, preloaded batches (no loader):        {device_loop:8.1f} img/s "
               f"(/ forward {device_loop / forward:.3f})")  # fmt: skip
     if pinning is not None:
-        print(f"  page-locking a ring of {pinning['ring_mb']} MB ({args.workers[0]} workers, "
+        print(f"  page-locking a ring of {pinning['ring_mb']} MiB ({args.workers[0]} workers, "
               f"{pinning['slots']} slots, written by a child): {pinning['pin_ms']} ms, unlocking "
               f"{pinning['unpin_ms']} ms (ok: {pinning['pinned']})")  # fmt: skip
     for r in rates.values():
@@ -451,8 +451,8 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     for pr in probes:
         print(
-            f"  {pr['images']:5d} images: peak RSS {pr['peak_rss_mb']:8.1f} MB, "
-            f"CUDA max allocated {pr['cuda_max_allocated_mb']} MB"
+            f"  {pr['images']:5d} images: peak RSS {pr['peak_rss_mb']:8.1f} MiB, "
+            f"CUDA max allocated {pr['cuda_max_allocated_mb']} MiB"
         )
     result = {
         "model": args.model, "device": name, "cpu_cores": cores, "precision": args.precision,

@@ -113,7 +113,11 @@ def check_output_folder(path: str | os.PathLike, flag: str = "--out") -> Path:
     """
     path = Path(path)
     for folder in (path, *path.parents):
-        if folder.exists():
+        try:
+            exists = folder.exists()
+        except PermissionError:  # a folder above that cannot be searched
+            raise OutputError(f"{flag} {path}: cannot reach {folder} (no permission)") from None
+        if exists:
             if not folder.is_dir():
                 what = "exists" if folder == path else f"{folder} exists"
                 raise NotADirectoryError(f"{flag} {path}: {what} and is not a folder")
@@ -147,8 +151,13 @@ def output_errors(path: str | os.PathLike) -> Iterator[None]:
     except OutputError:
         raise
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
+        # os.replace(temp, final) names the final path second; mkdir names the blocking path
+        culprit = exc.filename2 if exc.filename2 is not None else exc.filename
+        if isinstance(exc, FileExistsError | NotADirectoryError):
+            reason = "a file is where a folder belongs"
+        else:
+            reason = exc.strerror or str(exc)
+        where = f" ({culprit})" if culprit is not None and str(culprit) != str(path) else ""
         raise OutputError(f"cannot write {path}: {reason}{where}") from None
 
 

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .atomic import OutputError, check_output_folder, check_outside
+from .atomic import OutputError, check_output_folder
 from .datasets.imagenet_p import MP4Sequences, available_datasets, read_mp4
 from .perturbations import resolve_difficulties, resolve_names
 from .perturbations.codec import RELEASED_CODEC
@@ -55,8 +55,7 @@ def import_tree(
     src, out = Path(src), Path(out)
     if not src.is_dir():
         raise FileNotFoundError(f"--src {src}: folder does not exist")
-    check_output_folder(out)
-    check_outside(out, src)
+    check_output_folder(out)  # inside --src is fine: the reader finds <name>.h5 beside the MP4s
     if workers < 0:
         raise ValueError(f"--workers must be >= 0, got {workers}")
     names = set(resolve_names(perturbations))

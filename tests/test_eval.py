@@ -1451,3 +1451,16 @@ def test_degenerate_baseline_does_not_stop_the_run(tmp_path, capsys):
     assert not any("not AlexNet" in n for n in d["notes"])  # torchvision's AlexNet is AlexNet
     assert "UNTRAINED" in " ".join(d["notes"]) and "WARNING: the baseline" in summary
     assert (out / "torchvision:alexnet" / "figures" / "ce_bars.png").is_file()
+
+
+def test_help_shows_each_default_once():
+    """argparse's '(default: ...)' only where the help text does not already give one, and
+    for a default of 0 too (0 == False must not hide it); the resize policies are listed."""
+    from robustbench_assemble.eval.cli import build_parser
+
+    text = " ".join(build_parser().format_help().split())
+    seed = text[text.rindex("--seed SEED") :]  # the option's entry, after the usage line
+    assert "(default: 0)" in seed[: seed.index("--resize-policy")]
+    assert "default: 256 on CUDA, 32 on CPU" in text and "(default: None)" not in text
+    assert "{error,as-is,resize,center-crop,native}" in text
+    assert "default: error, i.e. refuse" in text

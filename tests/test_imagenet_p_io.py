@@ -169,6 +169,38 @@ def test_a_second_writer_of_the_same_dataset_is_refused(tmp_path):
     SequenceWriter(tmp_path / "tilt.h5", **dict(kwargs, perturbation="tilt")).close()
 
 
+def test_writer_without_flock_warns_and_writes(tmp_path, monkeypatch):
+    """A file system without flock (some NFS/Lustre/FUSE mounts): a warning, not a crash."""
+    import errno
+    import fcntl
+
+    def no_lock(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_lock)
+    kwargs = dict(perturbation="rotate", difficulty=1, filenames=["a/x.JPEG"], labels=[0],
+                  classes=["a"], seed=1)  # fmt: skip
+    with pytest.warns(UserWarning, match="cannot lock .*one writer per --out"):
+        w = SequenceWriter(tmp_path / "rotate.h5", **kwargs)
+    w.write(0, np.zeros((31, 224, 224, 3), np.uint8))
+    assert w.finish() == tmp_path / "rotate.h5"
+    assert [p.name for p in tmp_path.iterdir()] == ["rotate.h5"]
+
+
+def test_a_dataset_finished_by_another_run_meanwhile_is_not_rewritten(tmp_path):
+    """Between the caller's 'already complete?' check and the lock, another run may finish
+    the file: the writer must not start it over (with other settings it would replace it)."""
+    from robustbench_assemble.perturbations.storage import WriterBusyError
+
+    (tmp_path / "rotate.h5").write_bytes(b"finished by the other run")
+    kwargs = dict(perturbation="rotate", difficulty=1, filenames=["a/x.JPEG"], labels=[0],
+                  classes=["a"], seed=1)  # fmt: skip
+    with pytest.raises(WriterBusyError, match="finished by another run"):
+        SequenceWriter(tmp_path / "rotate.h5", **kwargs)
+    assert (tmp_path / "rotate.h5").read_bytes() == b"finished by the other run"
+    assert [p.name for p in tmp_path.iterdir()] == ["rotate.h5"]  # lock released and removed
+
+
 def test_interrupt_while_creating_leaves_no_partial(tmp_path, monkeypatch):
     """Ctrl-C after the file exists but before its settings are written used to leave a
     .partial that every later run refused ("started with perturbation=None")."""

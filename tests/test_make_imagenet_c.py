@@ -433,11 +433,13 @@ def test_unwritable_outputs_are_user_errors_naming_the_path(
     assert mic.main([*argv, "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err
     assert "error: cannot write" in err and "n00000001" in err and "Traceback" not in err
+    assert "a file is where a folder belongs" in err
     folder = tmp_path / "b" / "contrast" / "1" / "n00000003" / "fine.JPEG"
     folder.mkdir(parents=True)
     assert mic.main([*argv, "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
-    assert f"cannot write {folder}" in err and "Is a directory" in err
+    assert f"cannot write {folder}: Is a directory" in err
+    assert ".tmp" not in err  # the final name is the culprit, not the temporary file
 
 
 def test_out_inside_src_is_refused(odd_src: Path, capsys) -> None:
@@ -464,6 +466,17 @@ def test_read_only_output_folder_is_refused_up_front(tmp_path: Path, monkeypatch
     with pytest.raises(OutputError, match="cannot write there: read-only"):
         check_output_folder(tmp_path, "--out")
     check_output_folder(tmp_path.parent)  # writable: fine
+    # a folder above that cannot be searched: Path.exists raises PermissionError
+    real_exists = Path.exists
+
+    def exists(self, *args, **kwargs):
+        if self == tmp_path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_exists(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "exists", exists)
+    with pytest.raises(OutputError, match=r"cannot reach .* \(no permission\)"):
+        check_output_folder(tmp_path / "x")
 
 
 # --------------------------------------------------------------------------- torch backend

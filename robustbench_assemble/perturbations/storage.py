@@ -199,6 +199,15 @@ def _lock(path: Path) -> tuple[int, Path] | None:
                 f"{path}: another process is writing it (lock {lock_path}); wait for it to "
                 "finish, or use another --out"
             ) from None
+        except OSError as exc:  # a file system without flock (some NFS/Lustre/FUSE mounts)
+            os.close(fd)
+            lock_path.unlink(missing_ok=True)
+            warnings.warn(
+                f"{lock_path}: cannot lock ({exc.strerror}); run one writer per --out here",
+                UserWarning,
+                stacklevel=3,
+            )
+            return None
         try:  # the holder before us may have deleted the file we locked: lock the new one
             if os.stat(lock_path).st_ino == os.fstat(fd).st_ino:
                 return fd, lock_path
@@ -248,6 +257,11 @@ class SequenceWriter:
 
     def _start(self, perturbation, difficulty, filenames, labels, classes, seed, source,
                generator, codec) -> None:  # fmt: skip
+        if self.path.exists():  # finished by another run between the caller's check and the lock
+            raise WriterBusyError(
+                f"{self.path} was finished by another run while this one started; rerun to "
+                "check it against this run's settings"
+            )
         self.frames = num_frames(perturbation)
         self.expected = {
             "perturbation": perturbation,
@@ -400,6 +414,10 @@ class SequenceWriter:
         os.replace(self.partial, self.path)
         self.close()
         return self.path
+
+    def __del__(self) -> None:  # a writer dropped without close(): release its lock
+        with contextlib.suppress(Exception):
+            _unlock(self._lock)
 
     def close(self) -> None:
         """Close the file and release the dataset's lock (also after an error)."""
