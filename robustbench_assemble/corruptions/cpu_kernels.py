@@ -13,13 +13,14 @@ Every kernel takes N x 3 x H x W arrays (the torch layout, as numpy views) and a
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from ..jit import njit
 
 _JIT = {"nogil": True, "cache": True}
 
 
-@numba.njit(**_JIT)
+@njit(**_JIT)
 def hsv_adjust(x, mode, a, b, lo, hi, out):  # pragma: no cover - compiled
     """skimage ``rgb2hsv`` -> adjust -> ``hsv2rgb`` -> ``np.uint8(clip(., 0, 1) * 255)``.
 
@@ -78,7 +79,7 @@ def hsv_adjust(x, mode, a, b, lo, hi, out):  # pragma: no cover - compiled
     return out
 
 
-@numba.njit(**_JIT)
+@njit(**_JIT)
 def zoom_blur(x, rows0, rows_w, cols0, cols_w, row_last, col_last, lo, hi, out):  # pragma: no cover
     """The reference zoom_blur: float32 ``x = v / 255.``, ``acc += clipped_zoom(x, z)`` over
     the factors (each zoom computed in double, stored as float32, as scipy's order-1 zoom of a
@@ -126,7 +127,7 @@ def zoom_blur(x, rows0, rows_w, cols0, cols_w, row_last, col_last, lo, hi, out):
     return out
 
 
-@numba.njit(**_JIT)
+@njit(**_JIT)
 def glass_copy(y, offsets, d, lo, hi):  # pragma: no cover - compiled
     """The reference glass-blur pass, in place: rows H-d .. d+1 and columns W-d .. d+1, both
     descending, ``y[h, w] = y[h + dy, w + dx]`` (the numpy-view "swap" is this copy).
@@ -144,7 +145,7 @@ def glass_copy(y, offsets, d, lo, hi):  # pragma: no cover - compiled
     return y
 
 
-@numba.njit(**_JIT)
+@njit(**_JIT)
 def pil_box_pass(x, idx, wts, axis, bits, lo, hi, out):  # pragma: no cover - compiled
     """One pass of Pillow's 8-bit resampling (``ImagingResampleHorizontal/Vertical_8bpc``):
     ``clip8((2**(bits-1) + sum_k in[idx[o, k]] * wts[o, k]) >> bits)`` along ``axis`` (3 =
@@ -178,7 +179,7 @@ def pil_box_pass(x, idx, wts, axis, bits, lo, hi, out):  # pragma: no cover - co
     return out
 
 
-@numba.njit(**_JIT)
+@njit(**_JIT)
 def sample_table(levels, bits, thresholds, guide, out):  # pragma: no cover - compiled
     """``out[i] = k`` with ``thresholds[v, k - 1] <= bits[i] < thresholds[v, k]``, v =
     ``levels[i]``: inverse-CDF sampling with a guide table (Chen & Asau, 1974).
@@ -197,7 +198,7 @@ def sample_table(levels, bits, thresholds, guide, out):  # pragma: no cover - co
     return out
 
 
-@numba.njit(**_JIT)
+@njit(**_JIT)
 def lookup2(a, b, table, out):  # pragma: no cover - compiled
     """``out[i] = table[a[i], b[i]]`` on flat uint8 arrays: a uint8 function of two uint8
     inputs, precomputed for all 65,536 pairs (frost's blend)."""
@@ -206,7 +207,7 @@ def lookup2(a, b, table, out):  # pragma: no cover - compiled
     return out
 
 
-@numba.njit(**_JIT)
+@njit(**_JIT)
 def _reflect(c, n):  # pragma: no cover - compiled
     """scipy.ndimage's ``map_coordinate`` for mode 'reflect' (half-sample symmetric), with its
     double operations and integer truncations. scipy's branch for an axis of length 1 is left
@@ -227,7 +228,7 @@ def _reflect(c, n):  # pragma: no cover - compiled
     return c
 
 
-@numba.njit(**_JIT)
+@njit(**_JIT)
 def _linear_taps(c, n):  # pragma: no cover - compiled
     """Indices and weights of scipy's order-1 spline at ``c`` (mode 'reflect'); ``ok`` False
     where scipy falls back to ``cval`` (a mapped coordinate <= -1: only NaN here)."""
@@ -249,7 +250,7 @@ def _linear_taps(c, n):  # pragma: no cover - compiled
     return i0, i1, w0, 1.0 - w0, True
 
 
-@numba.njit(**_JIT)
+@njit(**_JIT)
 def elastic_resample(planes, fields, alpha, lo, hi, out):  # pragma: no cover - compiled
     """elastic_transform's ``map_coordinates(order=1, mode='reflect')``.
 
@@ -277,14 +278,14 @@ def elastic_resample(planes, fields, alpha, lo, hi, out):  # pragma: no cover - 
                     out[n, k, i, j] = np.float32(t)
 
 
-@numba.njit(**_JIT)
+@njit(**_JIT)
 def _wibbled(total, wibble, u):  # pragma: no cover - compiled
     """The reference's ``total / 4 + wibble * np.random.uniform(-wibble, wibble)``, numpy's
     uniform being ``low + (high - low) * u``."""
     return total / 4.0 + wibble * (-wibble + (2.0 * wibble) * u)
 
 
-@numba.njit(**_JIT)
+@njit(**_JIT)
 def plasma_fractal(uniforms, wibbledecay, lo, hi, out):  # pragma: no cover - compiled
     """fog's diamond-square maps, the reference's ``plasma_fractal`` in float64, per image.
 
@@ -347,7 +348,7 @@ def plasma_fractal(uniforms, wibbledecay, lo, hi, out):  # pragma: no cover - co
                 g[i, j] /= high
 
 
-@numba.njit(**_JIT)
+@njit(**_JIT)
 def fog_blend(x, plasma, strength, lo, hi, out):  # pragma: no cover - compiled
     """fog's float64 blend of uint8 images ``x`` with their maps (N x S x S, top-left used):
     ``v = x / 255 + strength * map``, then ``uint8(clip(v * m / (m + strength), 0, 1) * 255)``
@@ -368,7 +369,7 @@ def fog_blend(x, plasma, strength, lo, hi, out):  # pragma: no cover - compiled
                     out[n, c, i, j] = np.uint8(min(max(v * m / d, 0.0), 1.0) * 255.0)
 
 
-@numba.njit(**_JIT)
+@njit(**_JIT)
 def spatter_blend(x, m, scale, color, mud, lo, hi, out):  # pragma: no cover - compiled
     """spatter's float32 blend of uint8 images ``x`` with its N x H x W float32 mask ``m``.
 
@@ -396,7 +397,7 @@ def spatter_blend(x, m, scale, color, mud, lo, hi, out):  # pragma: no cover - c
                     out[n, c, i, j] = np.uint8(v * full)
 
 
-@numba.njit(**_JIT)
+@njit(**_JIT)
 def unit(x, lo, hi, out):  # pragma: no cover - compiled
     """Flat uint8 -> float32 ``x / 255`` over ``[lo, hi)``, as torch's ``x.float() / 255.0``
     (a float32 division), in one pass."""
@@ -405,7 +406,7 @@ def unit(x, lo, hi, out):  # pragma: no cover - compiled
         out[k] = np.float32(x[k]) / full
 
 
-@numba.njit(**_JIT)
+@njit(**_JIT)
 def to_uint8(x, lo, hi, out):  # pragma: no cover - compiled
     """Flat float32 (or float64: the constants are exact in both) -> ``uint8(clip(x, 0, 1) *
     255)`` (truncation) over ``[lo, hi)``, in the input's precision."""
@@ -416,7 +417,7 @@ def to_uint8(x, lo, hi, out):  # pragma: no cover - compiled
         out[k] = np.uint8(min(max(x[k], zero), one) * full)
 
 
-@numba.njit(**_JIT)
+@njit(**_JIT)
 def snow_blend(x, gray, levels, blend, lo, hi, out):  # pragma: no cover - compiled
     """snow's final blend of uint8 images ``x`` with the N x H x W blurred snow ``levels``
     (0..255, the PNG the reference decodes), given OpenCV's float32 gray of ``x / 255``.

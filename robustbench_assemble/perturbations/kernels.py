@@ -25,13 +25,14 @@ possibly negative index, ``a[off + q]``, keeps them scalar) and store into few a
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from ..jit import njit
 
 _JIT = {"nogil": True, "cache": True, "error_model": "numpy"}
 
 
-@numba.njit(**_JIT)
+@njit(**_JIT)
 def pack_rgb(img, px):  # pragma: no cover - compiled
     """``px[y, x] = r | g << 8 | b << 16``: one 32-bit word per pixel for the warps.
 
@@ -48,13 +49,13 @@ def pack_rgb(img, px):  # pragma: no cover - compiled
     return px
 
 
-@numba.njit(**_JIT)
+@njit(**_JIT)
 def _chan(v, ch):  # pragma: no cover - compiled
     """Channel ``ch`` of a packed pixel as the double Pillow converts it to."""
     return float((v >> np.uint32(8 * ch)) & np.uint32(255))
 
 
-@numba.njit(**_JIT)
+@njit(**_JIT)
 def _bilinear_edge(px, xin, yin, o, k):  # pragma: no cover - compiled
     """One output pixel near the image border: Pillow's clamped reads (``xin``/``yin`` inside)."""
     h, w = px.shape
@@ -80,7 +81,7 @@ def _bilinear_edge(px, xin, yin, o, k):  # pragma: no cover - compiled
         o[k + b] = int(v1 + (v2 - v1) * dy)
 
 
-@numba.njit(**_JIT)
+@njit(**_JIT)
 def affine_bilinear_packed(px, mats, left, top, size, out):  # pragma: no cover - compiled
     """``out[t] = Image.transform(img, AFFINE, mats[t], BILINEAR)`` cropped at (left, top).
 
@@ -162,7 +163,7 @@ def affine_bilinear_packed(px, mats, left, top, size, out):  # pragma: no cover 
     return out
 
 
-@numba.njit(**_JIT)
+@njit(**_JIT)
 def _lerp_row(row, x0, x1, dxs, na, nb, dst):  # pragma: no cover - compiled
     """Pillow's first lerp ``p + (p1 - p) * dx`` of a packed source row at the columns
     ``x0``/``x1`` into ``dst[channel, k]``: the words gathered first, then one vectorised loop
@@ -179,7 +180,7 @@ def _lerp_row(row, x0, x1, dxs, na, nb, dst):  # pragma: no cover - compiled
             d[k] = p + (_chan(nb[k], ch) - p) * dxs[k]
 
 
-@numba.njit(**_JIT)
+@njit(**_JIT)
 def _lerp_out(v1, v2, dy, m, orow):  # pragma: no cover - compiled
     """Pillow's second lerp ``v1 + (v2 - v1) * dy`` and truncation of ``m`` pixels."""
     for k in range(m):
@@ -187,7 +188,7 @@ def _lerp_out(v1, v2, dy, m, orow):  # pragma: no cover - compiled
             orow[k * 3 + ch] = int(v1[ch, k] + (v2[ch, k] - v1[ch, k]) * dy)
 
 
-@numba.njit(**_JIT)
+@njit(**_JIT)
 def scale_bilinear_packed(px, mats, left, top, size, out):  # pragma: no cover - compiled
     """:func:`affine_bilinear_packed` for matrices without rotation or shear (a1 = a3 = 0).
 
@@ -281,7 +282,7 @@ def scale_bilinear_crops(
     return scale_bilinear_packed(packed_image(img), mats, left, top, size, out)
 
 
-@numba.njit(**_JIT)
+@njit(**_JIT)
 def sample_levels(levels, bits, thresholds, guide, out):  # pragma: no cover - compiled
     """``out[f, i] = k`` with ``thresholds[v, k - 1] <= bits[f, i] < thresholds[v, k]``.
 
@@ -314,7 +315,7 @@ def sample_levels(levels, bits, thresholds, guide, out):  # pragma: no cover - c
     return out
 
 
-@numba.njit(**_JIT)
+@njit(**_JIT)
 def running_mean_frames(first, frames, out, lo, hi):  # pragma: no cover - compiled
     """zoom_blur: ``avg = ToTensor(first)``; ``avg += ToTensor(frames[i])``; frame i + 1 is
     ``(avg / (i + 2)).mul(255).byte()``, all in float32 as the reference's torch code.
@@ -343,7 +344,7 @@ def running_mean_frames(first, frames, out, lo, hi):  # pragma: no cover - compi
     return out
 
 
-@numba.njit(**_JIT)
+@njit(**_JIT)
 def gaussian_blur_frames(x, weights, radii, out):  # pragma: no cover - compiled
     """``out[t] = np.uint8(255 * gaussian_filter(x, (s_t, s_t, 0), mode='nearest'))``.
 
@@ -462,7 +463,7 @@ def gaussian_blur_frames(x, weights, radii, out):  # pragma: no cover - compiled
     return out
 
 
-@numba.njit(**_JIT)
+@njit(**_JIT)
 def motion_blur_frames(src, pad, offsets, weights, out):  # pragma: no cover - compiled
     """ImageMagick's motion blur of one image at several angles, quantised as its PNG writer.
 
@@ -516,7 +517,7 @@ def motion_blur_frames(src, pad, offsets, weights, out):  # pragma: no cover - c
     return out
 
 
-@numba.njit(**_JIT)
+@njit(**_JIT)
 def snow_blend_frames(base, flakes, out):  # pragma: no cover - compiled
     """``out[t] = np.uint8(clip(base + f + rot180(f), 0, 1) * 255)`` with ``f = flakes[t] / 255.``.
 
@@ -537,7 +538,7 @@ def snow_blend_frames(base, flakes, out):  # pragma: no cover - compiled
     return out
 
 
-@numba.njit(**_JIT)
+@njit(**_JIT)
 def brightness_frames(value, factors, deltas, out):  # pragma: no cover - compiled
     """``out[t] = np.uint8(clip(value + deltas[t], 0, 1)[..., None] * factors * 255)``.
 
