@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .atomic import OutputError, check_output_folder
 from .datasets.imagenet_p import MP4Sequences, available_datasets, read_mp4
+from .make_imagenet_p import difficulty_list, split_list
 from .perturbations import resolve_difficulties, resolve_names
 from .perturbations.codec import RELEASED_CODEC
 from .perturbations.params import num_frames
@@ -110,15 +111,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="output folder for <perturbation>[_d].h5 (default: ./perturbations)",
     )
     p.add_argument(
-        "--perturbations", nargs="+", default=["all"], help="names or all/test/validation"
+        "--perturbations",
+        nargs="+",
+        default=["all"],
+        help="names (space- or comma-separated) or all/test/validation (default: all)",
     )
     p.add_argument(
         "--difficulties",
         nargs="+",
-        type=int,
-        default=[1, 2, 3],
-        help="difficulties to import (default: 1 2 3; noise difficulties 2 and 3 are their own "
-        "<name>_2 / <name>_3 datasets, the other perturbations have difficulty 1 only)",
+        default=["1", "2", "3"],
+        help="difficulties to import, space- or comma-separated (default: 1 2 3; noise "
+        "difficulties 2 and 3 are their own <name>_2 / <name>_3 datasets, the other "
+        "perturbations have difficulty 1 only)",
     )
     p.add_argument(
         "--workers",
@@ -136,8 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         paths = import_tree(
             args.src,
             args.out,
-            perturbations=args.perturbations,
-            difficulties=args.difficulties,
+            perturbations=split_list(args.perturbations),
+            difficulties=difficulty_list(args.difficulties),
             workers=args.workers,
             progress=not args.no_progress,
         )

@@ -220,6 +220,23 @@ def generate(
     return written
 
 
+def split_list(values: Sequence[str]) -> list[str]:
+    """``--perturbations a b`` and ``--perturbations a,b`` alike (eval and make_imagenet_c take
+    comma lists, so both spellings are accepted here too)."""
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+def difficulty_list(values: Sequence[str]) -> list[int]:
+    """``--difficulties 1 2`` or ``1,2`` as integers, with an error naming the flag."""
+    out = []
+    for v in split_list(values):
+        try:
+            out.append(int(v))
+        except ValueError:
+            raise ValueError(f"--difficulties: expected integers 1..3, got {v!r}") from None
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m robustbench_assemble.make_imagenet_p",
@@ -235,16 +252,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--perturbations",
         nargs="+",
         default=["all"],
-        help="names, or 'all' / 'test' / 'validation' (default: all 14)",
+        help="names (space- or comma-separated), or 'all' / 'test' / 'validation' (default: "
+        "all 14)",
     )
     p.add_argument(
         "--difficulties",
         nargs="+",
-        type=int,
-        default=[1, 2, 3],
-        help="1..3 (default: 1 2 3, as released: the noise perturbations get one file per "
-        "difficulty, <name>.h5, <name>_2.h5, <name>_3.h5; the others one file that every "
-        "difficulty reads with its own frame stride)",
+        default=["1", "2", "3"],
+        help="1..3, space- or comma-separated (default: 1 2 3, as released: the noise "
+        "perturbations get one file per difficulty, <name>.h5, <name>_2.h5, <name>_3.h5; the "
+        "others one file that every difficulty reads with its own frame stride)",
     )
     p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
     p.add_argument(
@@ -285,8 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         paths = generate(
             args.src,
             args.out,
-            perturbations=args.perturbations,
-            difficulties=args.difficulties,
+            perturbations=split_list(args.perturbations),
+            difficulties=difficulty_list(args.difficulties),
             seed=args.seed,
             workers=args.workers,
             limit=args.limit,

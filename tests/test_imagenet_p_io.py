@@ -530,3 +530,22 @@ def test_mp4_reader_equals_the_reference_loader(mini_val, tmp_path, name):
             break
         reference.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
     assert np.array_equal(read_mp4(path), np.stack(reference))
+
+
+def test_cli_lists_take_spaces_or_commas(mini_val, tmp_path, capsys):
+    """`--perturbations a,b` (eval's and make_imagenet_c's spelling) and `a b` alike; a bad
+    difficulty is a one-line error naming the flag."""
+    from robustbench_assemble.make_imagenet_p import main
+
+    argv = ["--src", str(mini_val), "--limit", "2", "--workers", "0", "--codec", "none",
+            "--no-progress"]  # fmt: skip
+    assert main([*argv, "--out", str(tmp_path / "a"), "--perturbations", "rotate,gaussian_noise",
+                 "--difficulties", "1,2"]) == 0  # fmt: skip
+    assert main([*argv, "--out", str(tmp_path / "b"), "--perturbations", "rotate", "gaussian_noise",
+                 "--difficulties", "1", "2"]) == 0  # fmt: skip
+    names = ["gaussian_noise.h5", "gaussian_noise_2.h5", "rotate.h5"]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == names
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == names
+    capsys.readouterr()
+    assert main([*argv, "--out", str(tmp_path / "c"), "--difficulties", "1,x"]) == 2
+    assert "--difficulties: expected integers 1..3, got 'x'" in capsys.readouterr().err
