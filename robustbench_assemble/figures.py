@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -176,7 +178,13 @@ def error_severity_figure(
         ax.set_ylim(0, 100)
     axes[0].set_ylabel("top-1 error (%)")
     axes[-1].set_xlabel("severity")
-    handles, labels = axes[0].get_legend_handles_labels()
+    # every model once, also one with no cell in the first panel, in the models' order
+    by_label: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            by_label.setdefault(label, handle)
+    labels = [t for t in ("AlexNet (published)", *models) if t in by_label]
+    handles = [by_label[t] for t in labels]
     if any(reporting.clean_error_from_frame(df, m) is not None for m in models):
         # the dotted lines need a key too: one neutral entry for all models
         handles.append(Line2D([], [], linestyle=":", linewidth=1, color=BASELINE_COLOR))
@@ -248,6 +256,46 @@ def save_figure(
     return written
 
 
+def _departures(files: Sequence[Path]) -> dict[str, str]:
+    """Model label -> its results file's footnote (departures from the reference protocol,
+    untrained weights, smoke sample), for the runs that have one; warns when the runs drawn
+    together were evaluated on different data."""
+    labelled = reporting.model_labels(files)
+    prints = {r.get("details", {}).get("data_fingerprint") for _, r, _ in labelled}
+    if len(prints - {None}) > 1:
+        warnings.warn(
+            "the runs drawn together were evaluated on different data (data fingerprints "
+            f"{', '.join(sorted(str(p) for p in prints))}): "
+            + ", ".join(f"{label} ({f})" for f, _, label in labelled),
+            UserWarning,
+            stacklevel=3,
+        )
+    return {label: str(r["footnote"]) for _, r, label in labelled if r.get("footnote")}
+
+
+def mark_departures(fig: Figure, notes: Mapping[str, str], width: int | None = None) -> Figure:
+    """Mark with ``*`` the legend entries of the models in ``notes`` (label -> footnote) and
+    say why at the top of the figure, so a figure copied into a paper carries what its results
+    file says: a subset, a smoke sample, untrained weights, frames made otherwise... Each note
+    is cut to ``width`` characters (default: what fits the figure's width)."""
+    if not notes:
+        return fig
+    legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
+    for legend in legends:
+        for text in legend.get_texts():
+            label = text.get_text()
+            if any(label == m or label.startswith(f"{m} (m") for m in notes):
+                text.set_text(f"{label} *")
+    width = width or int(15 * fig.get_figwidth())  # characters of x-small text that fit
+    lines = []
+    for model, note in notes.items():
+        note = note.replace("Not the reference protocol: ", "")
+        line = f"* {model}: {note}"
+        lines.append(line if len(line) <= width else line[: width - 1].rstrip() + "…")
+    fig.suptitle("\n".join(lines), fontsize="x-small", horizontalalignment="left", x=0.01)
+    return fig
+
+
 def _results_file(entry: str | os.PathLike, name: str) -> Path | None:
     """``entry``'s results of the benchmark ``name`` names: a folder's ``name``, or the file
     itself when its ``dataset`` field says so (whatever the file is called)."""
@@ -261,23 +309,31 @@ def _results_file(entry: str | os.PathLike, name: str) -> Path | None:
     return p if is_p == (name == "imagenet_p.json") else None
 
 
-#: The figures :func:`make_figures` draws (``flip_prob_d<k>`` per difficulty): those left from
-#: an earlier run that this one cannot draw are removed, so none contradicts the JSON.
-_FIGURE_STEMS = ("ce_bars", "error_vs_severity", "flip_prob_d")
+#: The figures :func:`make_figures` draws per dataset (``flip_prob_d<k>`` per difficulty): those
+#: left from an earlier run that this one cannot draw are removed, so none contradicts the JSON.
+_FIGURE_STEMS = {"imagenet_c": ("ce_bars", "error_vs_severity"), "imagenet_p": ("flip_prob_d",)}
 
 
 def make_figures(
     results_dir: str | os.PathLike,
     compare: Iterable[str | os.PathLike] = (),
     baseline: metrics.Baseline | None = None,
+    datasets: Iterable[str] = ("imagenet_c", "imagenet_p"),
 ) -> list[Path]:
     """Draw every figure the results in ``results_dir`` allow into ``results_dir/figures``.
 
     ``compare``: other results directories or ``imagenet_c.json`` / ``imagenet_p.json``
     files whose models are drawn next to this one. ``baseline``: the CE bars' normaliser;
     None (default) takes the one ``imagenet_c.json`` was computed with, so the bars never
-    contradict its ``ce_percent`` (whichever run redraws them). Returns the written paths.
+    contradict its ``ce_percent`` (whichever run redraws them). ``datasets``: which results to
+    draw; the figures of the others are left as they are (an ImageNet-P run does not redraw,
+    without their ``--compare`` models, the ImageNet-C figures of an earlier run). Returns the
+    written paths.
     """
+    datasets = set(datasets)
+    unknown = datasets - {"imagenet_c", "imagenet_p"}
+    if unknown:
+        raise ValueError(f"datasets: expected imagenet_c and/or imagenet_p, got {sorted(unknown)}")
     root = Path(results_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"results directory not found: {root}")
@@ -286,10 +342,11 @@ def make_figures(
     written: list[Path] = []
     for name in ("imagenet_c.json", "imagenet_p.json"):
         own = root / name
-        if not own.is_file():
+        if name.removesuffix(".json") not in datasets or not own.is_file():
             continue
         others = [f for f in (_results_file(e, name) for e in compare) if f is not None]
         df = reporting.load_frames([own, *others])
+        notes = _departures([own, *others])
         if name == "imagenet_c.json":
             base = (
                 reporting.report_baseline(reporting.load_report(own))
@@ -297,14 +354,18 @@ def make_figures(
                 else baseline
             )
             if not reporting.ce_frame(df, base).empty:
-                written += save_figure(ce_bar_figure(df, base), out / "ce_bars")
-            written += save_figure(error_severity_figure(df), out / "error_vs_severity")
+                fig = mark_departures(ce_bar_figure(df, base), notes)
+                written += save_figure(fig, out / "ce_bars")
+            fig = mark_departures(error_severity_figure(df), notes)
+            written += save_figure(fig, out / "error_vs_severity")
         else:
             for d in sorted(set(df["difficulty"])):
-                written += save_figure(flip_probability_figure(df, int(d)), out / f"flip_prob_d{d}")
+                fig = mark_departures(flip_probability_figure(df, int(d)), notes)
+                written += save_figure(fig, out / f"flip_prob_d{d}")
+    mine = tuple(stem for d in datasets for stem in _FIGURE_STEMS[d])
     if out.is_dir():
         for old in out.iterdir():
             stale = old.suffix in {".png", ".pdf"} and old not in written
-            if stale and old.stem.startswith(_FIGURE_STEMS):
+            if stale and old.stem.startswith(mine):
                 old.unlink()
     return written

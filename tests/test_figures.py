@@ -213,3 +213,69 @@ def test_outputs_are_readable_by_others_and_stale_figures_go(tmp_path):
         assert not (folder / "figures" / "ce_bars.png").exists()
     finally:
         os.umask(old)
+
+
+def test_legend_names_a_model_absent_from_the_first_panel(tmp_path):
+    """A run (or --compare run) with no cell in the first panel still gets its legend entry:
+    the legend was built from the first panel only."""
+    _write_c(tmp_path / "a" / "imagenet_c.json", "a", 0, corruptions=("gaussian_noise", "fog"))
+    _write_c(tmp_path / "b" / "imagenet_c.json", "b", 1, corruptions=("fog",))
+    df = reporting.load_frames(
+        [tmp_path / "a" / "imagenet_c.json", tmp_path / "b" / "imagenet_c.json"]
+    )
+    fig = figures.error_severity_figure(df)
+    keys = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert keys[:3] == ["AlexNet (published)", "a", "b"]
+
+
+def test_each_benchmark_redraws_only_its_own_figures(tmp_path):
+    """An ImageNet-P run must not redraw (without the earlier --compare models) the ImageNet-C
+    figures, nor remove them."""
+    _write_c(tmp_path / "m" / "imagenet_c.json", "m", 0)
+    _write_c(tmp_path / "o" / "imagenet_c.json", "o", 1)
+    written = figures.make_figures(tmp_path / "m", compare=[tmp_path / "o"])
+    png = tmp_path / "m" / "figures" / "error_vs_severity.png"
+    before = png.read_bytes()
+    assert png in written
+    again = figures.make_figures(tmp_path / "m", datasets=("imagenet_p",))  # no P results here
+    assert again == [] and png.read_bytes() == before
+    assert figures.make_figures(tmp_path / "m", datasets=("imagenet_c",)) != []
+    assert png.read_bytes() != before  # redrawn without the --compare model
+    with pytest.raises(ValueError, match="datasets"):
+        figures.make_figures(tmp_path / "m", datasets=("imagenet-c",))
+
+
+def test_figures_carry_each_runs_departures_and_warn_on_different_data(tmp_path):
+    """A figure copied into a paper must say what its results files say: runs with a footnote
+    (subset, smoke sample, untrained...) are starred in the legend and explained on top, and
+    drawing runs made on different data together warns."""
+
+    def write(model, fingerprint, footnote=None):
+        rep = reporting.build_imagenet_c_report(
+            model, synthetic_counts(0), CellCounts(N, 700), {}, {}, fingerprint,
+            model_info={"footnote": footnote} if footnote else None,
+        )  # fmt: skip
+        reporting.write_report_json(tmp_path / model / "imagenet_c.json", rep)
+
+    write("a", "f1", "Not the reference protocol: 30 images per cell (--limit 30).")
+    write("b", "f1")
+    figures.make_figures(tmp_path / "a", compare=[tmp_path / "b"])  # same data: no warning
+    df = reporting.load_frames(
+        [tmp_path / "a" / "imagenet_c.json", tmp_path / "b" / "imagenet_c.json"]
+    )
+    notes = figures._departures(
+        [tmp_path / "a" / "imagenet_c.json", tmp_path / "b" / "imagenet_c.json"]
+    )
+    assert notes == {"a": "Not the reference protocol: 30 images per cell (--limit 30)."}
+    fig = figures.mark_departures(figures.ce_bar_figure(df), notes)
+    keys = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any(k.startswith("a (mCE") and k.endswith(" *") for k in keys)
+    assert any(k.startswith("b (mCE") and not k.endswith("*") for k in keys)
+    assert fig._suptitle.get_text() == "* a: 30 images per cell (--limit 30)."
+    fig = figures.mark_departures(figures.error_severity_figure(df), notes)
+    assert "a *" in [t.get_text() for t in fig.legends[0].get_texts()]
+    long = figures.mark_departures(figures.error_severity_figure(df), {"a": "x" * 500}, width=40)
+    assert len(long._suptitle.get_text()) == 40 and long._suptitle.get_text().endswith("…")
+    write("b", "f2")
+    with pytest.warns(UserWarning, match="evaluated on different data"):
+        figures.make_figures(tmp_path / "a", compare=[tmp_path / "b"])

@@ -636,8 +636,11 @@ def test_torchvision_recipes_for_weight_less_builds_and_files(tmp_path) -> None:
     v2 = tmp_path / "resnet50-11ad3fa6.pth"  # torchvision's hub name of IMAGENET1K_V2
     torch.save(sd, v2)
     for name in ("resnet50", "torchvision:resnet50"):
-        assert create_model(name, weights=v2).preprocessing.resize == 232
-        assert get_preprocessing(name, v2).resize == 232
+        # random weights under the hub name: its recipe, and a warning that it is not the file
+        with pytest.warns(UserWarning, match="sha256 starts with .*not 11ad3fa6"):
+            assert create_model(name, weights=v2).preprocessing.resize == 232
+        with pytest.warns(UserWarning, match="it is not that file"):
+            assert get_preprocessing(name, v2).resize == 232
     converted = tmp_path / "resnet50-11ad3fa6.safetensors"  # the hub name, another format
     converted.write_bytes(b"")
     assert get_preprocessing("resnet50", converted).resize == 232
@@ -645,6 +648,25 @@ def test_torchvision_recipes_for_weight_less_builds_and_files(tmp_path) -> None:
     torch.save(sd, other)
     with pytest.warns(UserWarning, match=r"IMAGENET1K_V2 \(resnet50-11ad3fa6.pth\)"):
         assert create_model("resnet50", weights=other).preprocessing.resize == 256
+
+
+def test_hub_file_hash_check(tmp_path) -> None:
+    """The hex digits in torchvision's file names are the start of the file's sha256: a file
+    that has them passes silently, one that does not is flagged."""
+    import hashlib
+    import warnings
+
+    from robustbench_assemble.models.external import _check_hub_hash
+
+    f = tmp_path / "w.pth"
+    f.write_bytes(b"some weights")
+    digest = hashlib.sha256(b"some weights").hexdigest()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _check_hub_hash(f, f"resnet50-{digest[:8]}.pth", "IMAGENET1K_V2")
+    wrong = "0" * 8 if not digest.startswith("0" * 8) else "1" * 8
+    with pytest.warns(UserWarning, match=f"starts with {digest[:8]}, not {wrong}"):
+        _check_hub_hash(f, f"resnet50-{wrong}.pth", "IMAGENET1K_V2")
 
 
 def test_create_model_takes_a_state_dict_in_memory() -> None:

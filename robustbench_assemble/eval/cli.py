@@ -93,8 +93,15 @@ class _ListModels(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None) -> None:
         from ..models import list_models
+        from ..models.registry import registered
 
-        print("\n".join(list_models()))
+        entries = registered()
+        for name in list_models():
+            entry = entries.get(name)
+            source = entry.pretrained if entry is not None else None
+            print(
+                f"{name:28s} {'pretrained: ' + source if source else 'random init: pass --weights'}"
+            )
         print("also: torchvision:<name> (any torchvision classifier), timm:<name> (timm models)")
         parser.exit()
 

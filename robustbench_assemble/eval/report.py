@@ -38,6 +38,13 @@ def departures(results: CResults, config: dict[str, Any]) -> tuple[str | None, l
     smoke = SMOKE_FOOTNOTE if results.meta.get("smoke_sample") else None
     # the notes repeat every departure of the footnote, the smoke sample's too
     notes = [f"{smoke}."] + notes if smoke else notes
+    c = results.clean
+    if c is not None and c.n >= 20 and c.top1 < 0.02 and results.meta.get("trained_weights"):
+        # a trained ImageNet model does not score under 2 % on 20+ val images
+        notes.append(
+            f"WARNING: clean top-1 {100 * c.top1:.2f} % on {c.n} images is at chance level: "
+            "untrained weights, another model's weights, or the wrong preprocessing?"
+        )
     return " ".join(t for t in (smoke, footnote) if t) or None, notes
 
 
@@ -86,7 +93,8 @@ def write_figures(cfg: EvalConfig, folder: Path) -> dict[str, Path]:
     """CE bars and error-vs-severity curves (PNG + PDF) of this model and the --compare ones."""
     from .. import figures
 
-    written = figures.make_figures(folder, cfg.compare)  # CE against the JSON's baseline
+    # CE against the JSON's baseline; the ImageNet-P figures are the ImageNet-P run's to draw
+    written = figures.make_figures(folder, cfg.compare, datasets=("imagenet_c",))
     return {f"figure {p.stem}.{p.suffix[1:]}": p for p in written if p.suffix == ".png"}
 
 
@@ -196,9 +204,14 @@ def write_clean_only(results: CResults, cfg: EvalConfig) -> Path:
 
 
 def clean_summary(results: CResults, path: Path) -> str:
+    """The terminal lines of a clean-only run, with the warnings among the notes it wrote."""
+    import json
+
     c = results.clean
+    warnings = [n for n in json.loads(path.read_text()).get("notes", []) if "WARNING" in n]
+    counts = f"top-1 {100 * c.top1:6.2f} %  top-5 {100 * c.top5:6.2f} %  ({c.correct1}/{c.n})"
     return (
         f"\n{results.model} on {results.meta.get('data')}\n"
-        f"  clean top-1 {100 * c.top1:6.2f} %  top-5 {100 * c.top5:6.2f} %  ({c.correct1}/{c.n})\n"
-        f"  results: {path}"
+        + "".join(f"  {n}\n" for n in warnings)
+        + f"  clean {counts}\n  results: {path}"
     )

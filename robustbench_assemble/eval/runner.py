@@ -390,8 +390,8 @@ def run_imagenet_p(cfg: EvalConfig, ctx: DistContext) -> Path | None:
     if cfg.figures:
         from .. import figures
 
-        # redraws the ImageNet-C figures too, against the baseline imagenet_c.json records
-        figures.make_figures(cfg.out / cfg.model, cfg.compare)
+        # its own figures only: the ImageNet-C ones of an earlier run keep their --compare
+        figures.make_figures(cfg.out / cfg.model, cfg.compare, datasets=("imagenet_p",))
     return path
 
 

@@ -49,7 +49,13 @@ from ..datasets.imagenet import (
     index_folder,
     select_subset,
 )
-from ..datasets.imagenet_c import ImageNetC, find_cell, frame_size
+from ..datasets.imagenet_c import (
+    ImageNetC,
+    available_cells,
+    cell_candidates,
+    find_cell,
+    frame_size,
+)
 from ..images import (
     JPEG_QUALITY,
     RELEASED_FRAMES,
@@ -381,6 +387,23 @@ class FilesSource(Source):
     def check(self, cells: Sequence[Cell]) -> None:
         """Every cell exists, and all hold frames of one size (:attr:`frame_size`) made one way
         (:attr:`frame_geometry`, from make_imagenet_c's record next to each cell, if any)."""
+        wanted = [c for c in cells if not c.is_clean]
+        missing = [
+            c
+            for c in wanted
+            if not any(p.is_dir() for p in cell_candidates(self.root, c.corruption, c.severity))
+        ]
+        if missing:  # all of them in one message, not one run per missing cell
+            present = available_cells(self.root)
+            have = "; ".join(f"{n} {','.join(map(str, s))}" for n, s in present.items())
+            shown = ", ".join(f"{c.corruption} s{c.severity}" for c in missing[:10])
+            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            raise FileNotFoundError(
+                f"--imagenet-c {self.root}: {len(missing)} of the {len(wanted)} requested cells "
+                f"are missing ({shown}{more}); present: {have or 'none'}. Select present ones "
+                "with --corruptions / --severities, or generate the rest with "
+                "python -m robustbench_assemble.make_imagenet_c"
+            )
         sizes: dict[int, Path] = {}
         made: dict[str, tuple[dict | None, Path]] = {}
         for c in cells:

@@ -8,8 +8,10 @@ Nothing here downloads: pretrained torchvision weights are read from the torch h
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import os
+import re
 import threading
 import warnings
 from collections.abc import Iterator
@@ -158,7 +160,10 @@ def torchvision_file_preprocessing(model_name: str, path: str | os.PathLike) -> 
     entries = list(get_model_weights(model_name))
     name = os.path.basename(os.fspath(path))
     for entry in entries:  # the hub name with any extension (a converted .safetensors too)
-        if os.path.splitext(name)[0] == os.path.splitext(os.path.basename(entry.url))[0]:
+        hub = os.path.basename(entry.url)
+        if os.path.splitext(name)[0] == os.path.splitext(hub)[0]:
+            if name == hub:
+                _check_hub_hash(path, hub, entry.name)
             return preprocessing_from_torchvision(entry)
     default = torchvision_default_preprocessing(model_name)
     others = [e for e in entries if preprocessing_from_torchvision(e) != default]
@@ -176,6 +181,28 @@ def torchvision_file_preprocessing(model_name: str, path: str | os.PathLike) -> 
             stacklevel=3,
         )
     return default
+
+
+def _check_hub_hash(path: str | os.PathLike, hub: str, entry: str) -> None:
+    """Warn when a file named exactly like torchvision's ``hub`` file is not it: the name
+    carries the first hex digits of the file's sha256 (torch.hub checks them on download), and
+    the name alone chose the recipe (a random or fine-tuned model saved under it)."""
+    match = re.search(r"-([a-f0-9]{6,})\.", hub)
+    if match is None:
+        return
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    if not digest.hexdigest().startswith(match[1]):
+        warnings.warn(
+            f"weights file {path} is named like torchvision's {entry} file but its sha256 "
+            f"starts with {digest.hexdigest()[:8]}, not {match[1]}: it is not that file "
+            "(re-saved, fine-tuned or another model?); it gets that file's recipe because of "
+            "its name",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _recipe(pre: Preprocessing) -> str:
