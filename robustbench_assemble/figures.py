@@ -256,11 +256,10 @@ def save_figure(
     return written
 
 
-def _departures(files: Sequence[Path]) -> dict[str, str]:
+def _departures(labelled: Sequence[tuple[Path, dict, str]]) -> dict[str, str]:
     """Model label -> its results file's footnote (departures from the reference protocol,
-    untrained weights, smoke sample), for the runs that have one; warns when the runs drawn
-    together were evaluated on different data."""
-    labelled = reporting.model_labels(files)
+    untrained weights, smoke sample), for the runs of :func:`reporting.model_labels` that have
+    one; warns when the runs drawn together were evaluated on different data."""
     prints = {r.get("details", {}).get("data_fingerprint") for _, r, _ in labelled}
     if len(prints - {None}) > 1:
         warnings.warn(
@@ -345,14 +344,12 @@ def make_figures(
         if name.removesuffix(".json") not in datasets or not own.is_file():
             continue
         others = [f for f in (_results_file(e, name) for e in compare) if f is not None]
-        df = reporting.load_frames([own, *others])
-        notes = _departures([own, *others])
+        labelled = reporting.model_labels([own, *others])  # each file read once
+        df = reporting.labelled_frame(labelled)
+        notes = _departures(labelled)
         if name == "imagenet_c.json":
-            base = (
-                reporting.report_baseline(reporting.load_report(own))
-                if baseline is None
-                else baseline
-            )
+            own_report = labelled[0][1]  # model_labels keeps the order, own first
+            base = reporting.report_baseline(own_report) if baseline is None else baseline
             if not reporting.ce_frame(df, base).empty:
                 fig = mark_departures(ce_bar_figure(df, base), notes)
                 written += save_figure(fig, out / "ce_bars")

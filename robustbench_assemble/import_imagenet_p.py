@@ -20,7 +20,6 @@ from pathlib import Path
 
 from .atomic import OutputError, check_output_folder
 from .datasets.imagenet_p import MP4Sequences, available_datasets, read_mp4
-from .make_imagenet_p import difficulty_list, split_list
 from .perturbations import resolve_difficulties, resolve_names
 from .perturbations.codec import RELEASED_CODEC
 from .perturbations.params import num_frames
@@ -140,8 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         paths = import_tree(
             args.src,
             args.out,
-            perturbations=split_list(args.perturbations),
-            difficulties=difficulty_list(args.difficulties),
+            perturbations=args.perturbations,  # comma lists too: resolve_names splits them
+            difficulties=args.difficulties,
             workers=args.workers,
             progress=not args.no_progress,
         )

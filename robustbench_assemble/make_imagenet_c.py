@@ -545,7 +545,8 @@ def generate(
 ) -> Summary:
     """Generate the requested cells; see the module docstring. Returns the run's :class:`Summary`.
 
-    Raises FileNotFoundError/ValueError for a bad ``src`` or bad settings, before writing.
+    Raises FileNotFoundError/ValueError for a bad ``src`` or bad settings, and OutputError for
+    an ``out`` that cannot be written, before writing.
     ``summary.failed`` lists the unreadable source images (a ``--strict`` stop also lands there).
     """
     from tqdm import tqdm
@@ -578,6 +579,7 @@ def generate(
     if geometry not in GEOMETRIES:
         raise ValueError(f"--geometry must be one of {', '.join(GEOMETRIES)}, got {geometry!r}")
 
+    check_output_folder(out)
     check_outside(out, src)
     _, samples = index_folder(src)
     samples = select_subset(samples, limit)
@@ -691,7 +693,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         severities = resolve_severities(args.severities)
         if args.limit is not None and args.limit < 1:
             raise ValueError(f"--limit must be a positive integer, got {args.limit}")
-        check_output_folder(args.out)
         summary = generate(
             args.src,
             args.out,

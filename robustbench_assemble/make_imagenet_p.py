@@ -220,23 +220,6 @@ def generate(
     return written
 
 
-def split_list(values: Sequence[str]) -> list[str]:
-    """``--perturbations a b`` and ``--perturbations a,b`` alike (eval and make_imagenet_c take
-    comma lists, so both spellings are accepted here too)."""
-    return [v.strip() for value in values for v in value.split(",") if v.strip()]
-
-
-def difficulty_list(values: Sequence[str]) -> list[int]:
-    """``--difficulties 1 2`` or ``1,2`` as integers, with an error naming the flag."""
-    out = []
-    for v in split_list(values):
-        try:
-            out.append(int(v))
-        except ValueError:
-            raise ValueError(f"--difficulties: expected integers 1..3, got {v!r}") from None
-    return out
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m robustbench_assemble.make_imagenet_p",
@@ -302,8 +285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         paths = generate(
             args.src,
             args.out,
-            perturbations=split_list(args.perturbations),
-            difficulties=difficulty_list(args.difficulties),
+            perturbations=args.perturbations,  # comma lists too: resolve_names splits them
+            difficulties=args.difficulties,
             seed=args.seed,
             workers=args.workers,
             limit=args.limit,

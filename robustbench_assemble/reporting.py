@@ -622,7 +622,11 @@ def load_frames(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     architecture) get the shortest trailing part of their folder that tells them apart,
     ``"resnet50 (run_a/resnet50)"``, so figures draw them as two models, not one zig-zag.
     """
-    labelled = model_labels(paths)
+    return labelled_frame(model_labels(paths))
+
+
+def labelled_frame(labelled: Sequence[tuple[Path, dict, str]]) -> pd.DataFrame:
+    """One tidy frame of :func:`model_labels`' reports, each model under its label."""
     frames = [report_to_frame(report) for _, report, _ in labelled]
     if not frames:
         raise ValueError("no results files given")

@@ -264,7 +264,9 @@ def test_figures_carry_each_runs_departures_and_warn_on_different_data(tmp_path)
         [tmp_path / "a" / "imagenet_c.json", tmp_path / "b" / "imagenet_c.json"]
     )
     notes = figures._departures(
-        [tmp_path / "a" / "imagenet_c.json", tmp_path / "b" / "imagenet_c.json"]
+        reporting.model_labels(
+            [tmp_path / "a" / "imagenet_c.json", tmp_path / "b" / "imagenet_c.json"]
+        )
     )
     assert notes == {"a": "Not the reference protocol: 30 images per cell (--limit 30)."}
     fig = figures.mark_departures(figures.ce_bar_figure(df), notes)

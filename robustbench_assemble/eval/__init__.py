@@ -16,7 +16,6 @@ embedded sample), :mod:`.modelio` (model + input pipeline), :mod:`.loop` (one ce
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 
@@ -95,13 +94,15 @@ def _run(cfg, ctx) -> int:
                 paths = report.write_c_outputs(results, cfg, rep)
                 print(report.summary(results, rep, paths))
             else:  # --corruptions none: clean accuracy only
-                print(report.clean_summary(results, report.write_clean_only(results, cfg)))
+                path, entry = report.write_clean_only(results, cfg)
+                print(report.clean_summary(results, path, entry["notes"]))
     if cfg.imagenet_p is not None:
         from .runner import run_imagenet_p
 
-        path = run_imagenet_p(cfg, ctx)
-        if ctx.is_main and path:
-            print(report.p_summary(json.loads(path.read_text()), path))
+        written = run_imagenet_p(cfg, ctx)
+        if ctx.is_main and written:
+            path, p_report = written
+            print(report.p_summary(p_report, path))
     return EXIT_OK
 
 

@@ -109,15 +109,6 @@ def _jsonable(obj: Any) -> Any:
     return json.loads(json.dumps(obj, sort_keys=True))
 
 
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes (the weights file recorded with the results)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def state_dict_sha256(model: torch.nn.Module) -> str:
     """SHA-256 of every parameter and buffer (names, dtypes, shapes, bytes).
 

@@ -325,6 +325,12 @@ def parse_args(argv: list[str] | None = None) -> EvalConfig:
     )
 
 
+def _difficulties(spec: str) -> tuple[int, ...]:
+    from ..perturbations import resolve_difficulties  # loads the kernels: not at --help
+
+    return resolve_difficulties(spec)
+
+
 def _on_the_fly_jpeg(spec: str | None) -> int | None:
     if spec is None:
         return JPEG_QUALITY
@@ -337,15 +343,6 @@ def _on_the_fly_jpeg(spec: str | None) -> int | None:
     if not 1 <= quality <= 100:
         raise ValueError(f"--on-the-fly-jpeg {spec!r}: expected a JPEG quality in 1..100 or none")
     return quality
-
-
-def _difficulties(spec: str) -> tuple[int, ...]:
-    from ..perturbations import resolve_difficulties
-
-    try:
-        return resolve_difficulties(int(d) for d in spec.split(",") if d.strip())
-    except ValueError as exc:
-        raise ValueError(f"--difficulties {spec!r}: expected some of 1,2,3 ({exc})") from exc
 
 
 def result_files(flag: str, path: Path) -> list[tuple[Path, str]]:

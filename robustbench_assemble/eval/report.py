@@ -175,8 +175,9 @@ def p_summary(report: dict, path: Path) -> str:
     return "\n".join(lines)
 
 
-def write_clean_only(results: CResults, cfg: EvalConfig) -> Path:
-    """``--corruptions none``: ``<out>/<model>/clean.json`` (counts, accuracy, settings)."""
+def write_clean_only(results: CResults, cfg: EvalConfig) -> tuple[Path, dict]:
+    """``--corruptions none``: ``<out>/<model>/clean.json`` (counts, accuracy, settings);
+    returns its path and content."""
     from ..atomic import atomic_write_json
 
     c = results.clean
@@ -200,15 +201,13 @@ def write_clean_only(results: CResults, cfg: EvalConfig) -> Path:
         "data_fingerprint": results.meta.get("data_fingerprint"),
     }
     atomic_write_json(path, entry)
-    return path
+    return path, entry
 
 
-def clean_summary(results: CResults, path: Path) -> str:
-    """The terminal lines of a clean-only run, with the warnings among the notes it wrote."""
-    import json
-
+def clean_summary(results: CResults, path: Path, notes: list[str]) -> str:
+    """The terminal lines of a clean-only run, with the warnings among its ``notes``."""
     c = results.clean
-    warnings = [n for n in json.loads(path.read_text()).get("notes", []) if "WARNING" in n]
+    warnings = [n for n in notes if "WARNING" in n]
     counts = f"top-1 {100 * c.top1:6.2f} %  top-5 {100 * c.top5:6.2f} %  ({c.correct1}/{c.n})"
     return (
         f"\n{results.model} on {results.meta.get('data')}\n"

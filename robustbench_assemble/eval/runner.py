@@ -19,7 +19,8 @@ import torch
 
 from .._version import __version__, code_fingerprint
 from ..models.transforms import native_files_hint, warn_resize_policy
-from .cache import CLEAN, Cell, CellCache, file_sha256, state_dict_sha256
+from ..models.weights import file_sha256
+from .cache import CLEAN, Cell, CellCache, state_dict_sha256
 from .cli import EvalConfig, default_workers
 from .distributed import DistContext, all_reduce_sum, barrier, broadcast_object
 from .loop import CellJob, Counts, LoopStats, check_precision, evaluate_cells, prepare_model
@@ -302,9 +303,10 @@ def _combine(fingerprints: list[str]) -> str:
     return hashlib.sha256("\n".join(sorted(fingerprints)).encode()).hexdigest()[:16]
 
 
-def run_imagenet_p(cfg: EvalConfig, ctx: DistContext) -> Path | None:
+def run_imagenet_p(cfg: EvalConfig, ctx: DistContext) -> tuple[Path, dict] | None:
     """``--imagenet-p DIR``: FP / T5D per perturbation via :mod:`robustbench_assemble.evaluate_p`
-    (single process: under torchrun, rank 0 evaluates it alone), written as imagenet_p.json.
+    (single process: under torchrun, rank 0 evaluates it alone), written as imagenet_p.json;
+    returns its path and content (None on the other ranks).
 
     Uses the published AlexNet flip probabilities, or the measured AlexNet of ``--baseline``
     when it points to an ``imagenet_p.json``; without a measured baseline mT5D is null.
@@ -392,17 +394,13 @@ def run_imagenet_p(cfg: EvalConfig, ctx: DistContext) -> Path | None:
 
         # its own figures only: the ImageNet-C ones of an earlier run keep their --compare
         figures.make_figures(cfg.out / cfg.model, cfg.compare, datasets=("imagenet_p",))
-    return path
+    return path, report
 
 
 def _perturbations(cfg: EvalConfig) -> tuple[str, ...] | str:
     """``--perturbations present``: those with difficulty-1 data under --imagenet-p."""
     if cfg.perturbations != "present":
-        return (
-            cfg.perturbations
-            if "," not in cfg.perturbations
-            else tuple(s.strip() for s in cfg.perturbations.split(",") if s.strip())
-        )
+        return cfg.perturbations  # a name, a split or a comma list: resolve_names reads them
     from ..datasets.imagenet_p import available_datasets, unfinished_datasets
 
     names = tuple(

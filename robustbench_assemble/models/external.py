@@ -8,10 +8,8 @@ Nothing here downloads: pretrained torchvision weights are read from the torch h
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib
 import os
-import re
 import threading
 import warnings
 from collections.abc import Iterator
@@ -20,7 +18,7 @@ from typing import Any
 import torch.nn as nn
 
 from .registry import Preprocessing, register_model
-from .weights import cached_hub_file, load_weights, read_checkpoint
+from .weights import cached_hub_file, file_sha256, hub_hash_prefix, load_weights, read_checkpoint
 
 TORCHVISION_PREFIX = "torchvision:"
 TIMM_PREFIX = "timm:"
@@ -187,17 +185,14 @@ def _check_hub_hash(path: str | os.PathLike, hub: str, entry: str) -> None:
     """Warn when a file named exactly like torchvision's ``hub`` file is not it: the name
     carries the first hex digits of the file's sha256 (torch.hub checks them on download), and
     the name alone chose the recipe (a random or fine-tuned model saved under it)."""
-    match = re.search(r"-([a-f0-9]{6,})\.", hub)
-    if match is None:
+    prefix = hub_hash_prefix(hub)
+    if prefix is None:
         return
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    if not digest.hexdigest().startswith(match[1]):
+    digest = file_sha256(path)
+    if not digest.startswith(prefix):
         warnings.warn(
             f"weights file {path} is named like torchvision's {entry} file but its sha256 "
-            f"starts with {digest.hexdigest()[:8]}, not {match[1]}: it is not that file "
+            f"starts with {digest[:8]}, not {prefix}: it is not that file "
             "(re-saved, fine-tuned or another model?); it gets that file's recipe because of "
             "its name",
             UserWarning,

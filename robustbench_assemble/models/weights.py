@@ -51,6 +51,21 @@ MAX_LISTED = 10
 _HASH_RE = re.compile(r"-([a-f0-9]*)\.")
 
 
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes (hub files are named by its first digits; runs record it)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def hub_hash_prefix(name: str) -> str | None:
+    """The sha256 prefix a torch.hub file name carries (``resnet50-11ad3fa6.pth``), if any."""
+    match = _HASH_RE.search(name)
+    return match.group(1) if match and match.group(1) else None
+
+
 class UnsafeCheckpointError(ValueError):
     """A weights file holds pickled objects other than tensors; it was not unpickled."""
 
@@ -244,16 +259,13 @@ def cached_hub_file(
             f"never downloads. Fetch {url} on a machine with network access and put it at "
             f"{path} (or set TORCH_HOME), or pass the local file as the weights argument."
         )
-    match = _HASH_RE.search(name)
-    if check_hash and match and match.group(1):
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-        if not digest.hexdigest().startswith(match.group(1)):
+    prefix = hub_hash_prefix(name)
+    if check_hash and prefix:
+        digest = file_sha256(path)
+        if not digest.startswith(prefix):
             raise ValueError(
-                f"{path}: SHA-256 {digest.hexdigest()[:16]}... does not match the hash "
-                f"{match.group(1)!r} in its name (incomplete or different file); delete it and "
+                f"{path}: SHA-256 {digest[:16]}... does not match the hash "
+                f"{prefix!r} in its name (incomplete or different file); delete it and "
                 f"fetch {url} again"
             )
     return path

@@ -188,7 +188,8 @@ def dataset_name(name: str, difficulty: int = 1) -> str:
 
 
 def resolve_names(names: Iterable[str] | str | None) -> tuple[str, ...]:
-    """``None``/``'all'`` -> all 14; ``'test'`` / ``'validation'`` -> that split; else checked."""
+    """``None``/``'all'`` -> all 14; ``'test'`` / ``'validation'`` -> that split; else checked.
+    Each item may be a comma list (``'rotate,tilt'``, the CLIs' spelling)."""
     if names is None or names == "all":
         return PERTURBATIONS
     if names == "test":
@@ -197,6 +198,7 @@ def resolve_names(names: Iterable[str] | str | None) -> tuple[str, ...]:
         return VALIDATION_PERTURBATIONS
     if isinstance(names, str):
         names = [names]
+    names = [part.strip() for n in names for part in n.split(",") if part.strip()]
     out: list[str] = []
     for n in names:
         for m in resolve_names(n) if n in ("all", "test", "validation") else (check_name(n),):
@@ -205,10 +207,26 @@ def resolve_names(names: Iterable[str] | str | None) -> tuple[str, ...]:
     return tuple(out)
 
 
-def resolve_difficulties(difficulties: Iterable[int] | None) -> tuple[int, ...]:
+def resolve_difficulties(difficulties: Iterable[int | str] | str | None) -> tuple[int, ...]:
+    """Sorted distinct difficulties (None: all three). Strings are the CLIs' spellings: ``'1,2'``,
+    or several such arguments (``--difficulties 1 2``)."""
     if difficulties is None:
         return DIFFICULTIES
-    out = tuple(sorted({check_difficulty(int(d)) for d in difficulties}))
-    if not out:
-        raise ValueError("no difficulty given")
-    return out
+    if isinstance(difficulties, str):
+        difficulties = [difficulties]
+    values = set()
+    for d in difficulties:
+        for part in d.split(",") if isinstance(d, str) else [d]:
+            if isinstance(part, str):
+                if not part.strip():
+                    continue
+                try:
+                    part = int(part)
+                except ValueError:
+                    raise ValueError(
+                        f"--difficulties: expected integers 1..3, got {part!r}"
+                    ) from None
+            values.add(check_difficulty(int(part)))
+    if not values:
+        raise ValueError("--difficulties: no difficulty given")
+    return tuple(sorted(values))

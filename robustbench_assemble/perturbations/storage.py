@@ -246,22 +246,6 @@ class SequenceWriter:
     ) -> None:
         self.path = Path(path)
         self.partial = partial_path(self.path)
-        self.file: h5py.File | None = None
-        self._lock = _lock(self.path)
-        try:
-            self._start(perturbation, difficulty, filenames, labels, classes, seed, source,
-                        generator, codec)  # fmt: skip
-        except BaseException:
-            self.close()
-            raise
-
-    def _start(self, perturbation, difficulty, filenames, labels, classes, seed, source,
-               generator, codec) -> None:  # fmt: skip
-        if self.path.exists():  # finished by another run between the caller's check and the lock
-            raise WriterBusyError(
-                f"{self.path} was finished by another run while this one started; rerun to "
-                "check it against this run's settings"
-            )
         self.frames = num_frames(perturbation)
         self.expected = {
             "perturbation": perturbation,
@@ -274,6 +258,21 @@ class SequenceWriter:
             "format_version": FORMAT_VERSION,
         }
         self.filenames = list(filenames)
+        self.file: h5py.File | None = None
+        self._lock = _lock(self.path)
+        try:
+            self._open(labels, classes)
+        except BaseException:  # release the lock (and the file) of a writer that failed to start
+            self.close()
+            raise
+
+    def _open(self, labels: Sequence[int], classes: Sequence[str]) -> None:
+        """Continue ``.partial`` (or salvage it) or create it; set :attr:`todo`. Lock held."""
+        if self.path.exists():  # finished by another run between the caller's check and the lock
+            raise WriterBusyError(
+                f"{self.path} was finished by another run while this one started; rerun to "
+                "check it against this run's settings"
+            )
         salvaged: dict[int, bytes] = {}
         if self.partial.exists():
             try:
@@ -313,7 +312,7 @@ class SequenceWriter:
                 f"{code_fingerprint()}): its sequences may come from two versions of the "
                 "generator; delete it to start over",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=5,  # __init__ -> _open -> _open_existing or _salvage -> here
             )
         stored = [s.decode() if isinstance(s, bytes) else s for s in f["filenames"][()]]
         if stored != self.filenames:
@@ -337,7 +336,7 @@ class SequenceWriter:
                         chunks[int(i)] = data
         except (OSError, RuntimeError, KeyError, zlib.error) as exc:
             warnings.warn(
-                f"{self.partial}: unreadable partial file ({exc}); starting over", stacklevel=3
+                f"{self.partial}: unreadable partial file ({exc}); starting over", stacklevel=4
             )
             chunks = {}
         self.partial.unlink()
